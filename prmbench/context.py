@@ -1,0 +1,200 @@
+"""What a strategy may use during one search: cached, metered access to policy and reward model.
+
+`ModelCalls` is shared by all cells of a run: it owns the policy, the reward models and the
+cache, so identical requests (same component, config, input, seed and sample index) are computed
+once per run, whichever strategy or budget asks. `SearchContext` is made per (cell, problem): it
+meters every generation and score it hands out, including those served from the cache, so the
+recorded spend is the compute the search consumed, not the compute this particular process did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+from prmbench.aggregate import aggregate
+from prmbench.cache import Cache, cache_key
+from prmbench.interfaces import Policy, RewardModel, Task
+from prmbench.types import Budget, Candidate, GenRequest, Generation, Problem, RMOutput, Spend
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling settings of a run, applied to every generation request."""
+
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+
+
+def derive_seed(run_seed: int, problem_id: str) -> int:
+    """A per-problem base seed: sample i of a problem uses derive_seed(...) + i."""
+    h = hashlib.sha256(f"{run_seed}:{problem_id}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x3FFFFFFF
+
+
+class ModelCalls:
+    """Cached access to one policy and one reward model, shared across cells of a run."""
+
+    def __init__(self, task: Task, policy: Policy, cache: Cache, gen: GenParams, run_seed: int):
+        self.task = task
+        self.policy = policy
+        self.cache = cache
+        self.gen = gen
+        self.run_seed = run_seed
+
+    # -- generation -------------------------------------------------------------------------
+    def request(self, problem: Problem, *, prefix: str = "", n: int = 1, start: int = 0,
+                stop: tuple[str, ...] = ()) -> GenRequest:
+        """A request for samples start..start+n-1 of `problem`, continuing `prefix`."""
+        return GenRequest(
+            messages=self.task.prompt(problem),
+            prefix=prefix,
+            n=n,
+            temperature=self.gen.temperature,
+            top_p=self.gen.top_p,
+            max_tokens=self.gen.max_tokens,
+            stop=stop,
+            seed=derive_seed(self.run_seed, problem.id) + start,
+            sample_index=start,
+        )
+
+    def _gen_key(self, req: GenRequest, problem_id: str, i: int) -> str:
+        body = req.to_json()
+        body.pop("n")
+        body["seed"] = req.seed + i
+        body["sample_index"] = req.sample_index + i
+        return cache_key("gen", self.policy.cache_id(), problem_id, body)
+
+    def generate(self, requests: Sequence[GenRequest], problem_ids: Sequence[str]) -> list[list[Generation]]:
+        """Samples for each request, served from the cache where present, else from the policy.
+
+        Missing samples are sent to the backend in one call as single-sample requests with the
+        sample's own seed, which by the Policy contract equals sample i of the n-sample request.
+        """
+        keys = [[self._gen_key(r, pid, i) for i in range(r.n)] for r, pid in zip(requests, problem_ids)]
+        found = self.cache.get_many(k for ks in keys for k in ks)
+        missing: list[tuple[str, GenRequest, str]] = []
+        for r, pid, ks in zip(requests, problem_ids, keys):
+            for i, k in enumerate(ks):
+                if k not in found:
+                    missing.append((k, replace(r, n=1, seed=r.seed + i, sample_index=r.sample_index + i), pid))
+        if missing:
+            if len({k for k, _, _ in missing}) != len(missing):  # duplicate requests in one batch
+                uniq: dict[str, tuple[GenRequest, str]] = {k: (r, p) for k, r, p in missing}
+                missing = [(k, r, p) for k, (r, p) in uniq.items()]
+            out = self.policy.generate([m[1] for m in missing], [m[2] for m in missing])
+            fresh = {k: gens[0].to_json() for (k, _, _), gens in zip(missing, out)}
+            self.cache.put_many(fresh)
+            found.update(fresh)
+        return [[Generation.from_json(found[k]) for k in ks] for ks in keys]
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, rm: RewardModel, problem: Problem, candidates: Sequence[Sequence[str]]) -> list[RMOutput]:
+        """Reward-model outputs for step lists, cached by (rm id, problem, steps)."""
+        keys = [cache_key("rm", rm.cache_id(), problem.id, list(steps)) for steps in candidates]
+        found = self.cache.get_many(keys)
+        todo = [(k, steps) for k, steps in zip(keys, candidates) if k not in found]
+        if todo:
+            uniq = dict(todo)
+            outs = rm.score(self.task, problem, list(uniq.values()))
+            fresh = {k: o.to_json() for k, o in zip(uniq, outs)}
+            self.cache.put_many(fresh)
+            found.update(fresh)
+        return [RMOutput.from_json(found[k]) for k in keys]
+
+
+@dataclass
+class Meter:
+    """Accumulates the spend of one search."""
+
+    policy_params: int
+    rm_params: int
+    spend: Spend = field(default_factory=Spend)
+
+    def charge_generations(self, gens: Sequence[Generation]) -> None:
+        """Count samples: tokens, one call each, their wall seconds and policy FLOPs."""
+        for g in gens:
+            tokens = g.prompt_tokens + g.completion_tokens
+            self.spend = self.spend + Spend(
+                prompt_tokens=g.prompt_tokens,
+                generated_tokens=g.completion_tokens,
+                policy_calls=1,
+                seconds=g.seconds,
+                policy_flops=2.0 * self.policy_params * tokens,
+            )
+
+    def charge_scores(self, outs: Sequence[RMOutput]) -> None:
+        """Count reward-model reads: tokens, one call per candidate, seconds and RM FLOPs."""
+        for o in outs:
+            self.spend = self.spend + Spend(
+                rm_tokens=o.tokens, rm_calls=1, seconds=o.seconds, rm_flops=2.0 * self.rm_params * o.tokens
+            )
+
+
+class SearchContext:
+    """Everything a strategy may do while searching one problem, metered.
+
+    Strategies call `generate`/`sample_full` for text and `score` for rewards, and ask
+    `exhausted()` whether the budget allows more. The meter counts every call, cached or not.
+    """
+
+    def __init__(self, calls: ModelCalls, rm: RewardModel, problem: Problem, budget: Budget,
+                 aggregation: str | None = None):
+        self.calls = calls
+        self.task = calls.task
+        self.rm = rm
+        self.problem = problem
+        self.budget = budget
+        self.aggregation = aggregation or rm.aggregation
+        self.meter = Meter(calls.policy.num_parameters, rm.num_parameters)
+        self._t0 = time.perf_counter()
+
+    @property
+    def spend(self) -> Spend:
+        """What the search has consumed so far."""
+        return self.meter.spend
+
+    def exhausted(self) -> bool:
+        """Whether the measured spend has reached any explicit cap of the budget."""
+        b, s = self.budget, self.meter.spend
+        return (
+            (b.max_flops is not None and s.flops >= b.max_flops)
+            or (b.max_tokens is not None and s.generated_tokens + s.prompt_tokens >= b.max_tokens)
+            or (b.max_seconds is not None and s.seconds >= b.max_seconds)
+        )
+
+    def generate(self, prefix: str = "", n: int = 1, start: int = 0, stop: tuple[str, ...] = ()) -> list[Generation]:
+        """Sample n continuations of `prefix` (sample indices start..start+n-1), metered."""
+        req = self.calls.request(self.problem, prefix=prefix, n=n, start=start, stop=stop)
+        gens = self.calls.generate([req], [self.problem.id])[0]
+        self.meter.charge_generations(gens)
+        return gens
+
+    def to_candidate(self, gen: Generation, prefix: str = "", sample_index: int | None = None) -> Candidate:
+        """Wrap a full generation (after `prefix`) as an unscored Candidate."""
+        text = prefix + gen.text
+        return Candidate(
+            steps=tuple(self.task.split_steps(text)),
+            text=text,
+            finish_reason=gen.finish_reason,
+            completion_tokens=gen.completion_tokens,
+            answer=self.task.extract_answer(text),
+            sample_index=sample_index,
+        )
+
+    def sample_full(self, n: int, start: int = 0) -> list[Candidate]:
+        """n independent full solutions: pool samples start..start+n-1 (shared across cells)."""
+        gens = self.generate(n=n, start=start)
+        return [self.to_candidate(g, sample_index=start + i) for i, g in enumerate(gens)]
+
+    def score(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The candidates with `step_scores` and aggregated `score` filled in, metered."""
+        outs = self.calls.score(self.rm, self.problem, [c.steps for c in candidates])
+        self.meter.charge_scores(outs)
+        return [
+            replace(c, step_scores=o.step_scores, score=aggregate(o.step_scores, self.aggregation))
+            for c, o in zip(candidates, outs)
+        ]

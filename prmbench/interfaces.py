@@ -1,0 +1,175 @@
+"""The four plugin contracts: Task, Policy, RewardModel and Strategy.
+
+A plugin implements one of these base classes and registers a factory for it (see
+prmbench.hookspecs). Components talk to each other only through these methods and the data
+objects in prmbench.types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+
+from prmbench.types import Budget, GenRequest, Generation, Grade, Message, Problem, RMOutput, SearchResult
+
+if TYPE_CHECKING:
+    from prmbench.context import SearchContext
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short stable hash of a JSON-compatible configuration (for cache keys and cell ids)."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Component(ABC):
+    """Common identity of every pluggable component.
+
+    `name` is the spec the user gave (e.g. `best_of_n`, `hf:/models/tiny`), `config` the
+    resolved arguments. `version` must change whenever anything that affects results changes;
+    together they form the cache identity.
+    """
+
+    name: str = ""
+    version: ClassVar[str] = "1"
+
+    def config(self) -> dict[str, Any]:
+        """The resolved arguments that affect results (JSON-compatible)."""
+        return {}
+
+    def identity(self) -> dict[str, Any]:
+        """Name, class, version and config: what results and cache keys record."""
+        return {
+            "name": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "version": self.version,
+            "config": self.config(),
+        }
+
+    def cache_id(self) -> str:
+        """A stable id for cache keys: changes when name, version or config change."""
+        return f"{self.name}@{self.version}#{config_hash(self.identity())}"
+
+
+class Task(Component):
+    """A benchmark: loads problems, builds prompts, splits steps, extracts and grades answers.
+
+    Subclasses set `domain` ("math" or "code") and implement `load`, `prompt`,
+    `extract_answer`, `same_answer` and `grade`. Step splitting defaults to blank-line
+    separated blocks.
+    """
+
+    domain: ClassVar[str] = "math"
+    step_delimiter: ClassVar[str] = "\n\n"
+
+    @abstractmethod
+    def load(self) -> list[Problem]:
+        """All problems of the task, in the data set's order."""
+
+    def data_fingerprint(self, problems: Sequence[Problem]) -> str:
+        """A hash of the loaded problems; runs on different data are never compared."""
+        h = hashlib.sha256()
+        for p in problems:
+            h.update(json.dumps([p.id, p.question, p.reference], sort_keys=True).encode())
+        return h.hexdigest()[:16]
+
+    @abstractmethod
+    def prompt(self, problem: Problem) -> tuple[Message, ...]:
+        """The chat messages that ask the policy to solve `problem`."""
+
+    def split_steps(self, text: str) -> list[str]:
+        """Split a solution into steps: blocks separated by one or more blank lines."""
+        parts = [s.strip() for s in re.split(r"\n\s*\n", text)]
+        return [s for s in parts if s]
+
+    def join_steps(self, steps: Sequence[str]) -> str:
+        """Inverse of `split_steps` (up to whitespace)."""
+        return self.step_delimiter.join(steps)
+
+    @abstractmethod
+    def extract_answer(self, text: str) -> str | None:
+        """The final answer of a solution text, or None when it has none."""
+
+    @abstractmethod
+    def same_answer(self, a: str, b: str) -> bool:
+        """Whether two extracted answers are equivalent (used for voting, never for grading)."""
+
+    @abstractmethod
+    def grade(self, problem: Problem, completion: str) -> Grade:
+        """Grade a full solution text against the problem's hidden reference."""
+
+    def answer_key(self, answer: str) -> str:
+        """A cheap normalised form; answers with different keys may still be `same_answer`."""
+        return answer.strip()
+
+
+class Policy(Component):
+    """A generation backend that turns GenRequests into Generations.
+
+    `num_parameters` feeds the FLOPs estimate. `supports_stepwise` is False for backends that
+    can only return whole stored solutions (replay).
+    """
+
+    supports_stepwise: ClassVar[bool] = True
+
+    @property
+    def num_parameters(self) -> int:
+        """Parameter count of the policy model (0 when unknown or free)."""
+        return 0
+
+    @abstractmethod
+    def generate(self, requests: Sequence[GenRequest], problem_ids: Sequence[str] | None = None) -> list[list[Generation]]:
+        """For each request, its `n` samples in order (sample i seeded with `seed + i`).
+
+        `problem_ids` (same length as `requests`) lets backends that serve stored
+        generations find them; live backends ignore it.
+        """
+
+    def close(self) -> None:
+        """Release models, servers or files held by the backend."""
+
+
+class RewardModel(Component):
+    """Scores candidate solutions given as lists of canonical text steps.
+
+    `kind` is "prm" (a score per step) or "orm" (one score for the whole solution);
+    `aggregation` (last|min|prod|mean) turns step scores into a solution score.
+    """
+
+    kind: ClassVar[str] = "prm"
+    aggregation: str = "last"
+
+    @property
+    def num_parameters(self) -> int:
+        """Parameter count of the reward model (0 for free models such as the oracle)."""
+        return 0
+
+    @abstractmethod
+    def score(self, task: Task, problem: Problem, candidates: Sequence[Sequence[str]]) -> list[RMOutput]:
+        """One RMOutput per candidate, with scores in [0, 1]."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class Strategy(Component):
+    """A test-time search strategy: decides what to generate next and which answer to pick.
+
+    It never counts its own spend: everything goes through `ctx` (metered policy and reward
+    model). A strategy that needs only `pool_size(budget)` independent full samples (indices
+    0..k-1) sets `uses_pool`, so the runner can generate one shared pool per problem for all
+    budgets and all such strategies.
+    """
+
+    uses_pool: ClassVar[bool] = False
+
+    def pool_size(self, budget: Budget) -> int:
+        """How many independent full samples the search draws (pool strategies only)."""
+        return budget.n
+
+    @abstractmethod
+    def search(self, problem: Problem, ctx: "SearchContext") -> SearchResult:
+        """Run the search on one problem and return its candidates and choice."""

@@ -1,0 +1,112 @@
+"""The run directory: a versioned, documented results schema and its reader/writer helpers.
+
+Layout of a run directory (schema version 1; see README "Results schema"):
+
+    RUN_DIR/
+      run.json                      resolved config, versions, git revision, hardware, seed,
+                                    loaded plugins, task versions + data fingerprints, cells
+      cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json)
+      cells/<cell_id>/metrics.json  accuracy with stderr and 95% CI, mean spend (see metrics.py)
+      cache.sqlite                  generations and RM scores (content-addressed; for --resume)
+
+Every JSON file is written atomically (temporary file + rename); samples files are appended one
+flushed line per finished problem, so an interrupted run keeps every finished problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from prmbench.errors import DataError
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+CELLS_DIR = "cells"
+SAMPLES_FILE = "samples.jsonl"
+METRICS_FILE = "metrics.json"
+CACHE_FILE = "cache.sqlite"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSONL file; a torn last line (an interrupted write) is skipped, other bad lines raise."""
+    with open(path) as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) and not line.endswith("\n"):
+                return  # the run was interrupted mid-write; that problem is recomputed on --resume
+            raise DataError(f"{path}:{i}: not valid JSON ({e.msg}); the samples file is damaged") from e
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One cell of a run as read back: its identity, metrics and records."""
+
+    id: str
+    task: str
+    rm: str
+    strategy: str
+    budget: int
+    policy: str
+    metrics: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A whole run directory as read back."""
+
+    path: Path
+    run: dict[str, Any]
+    cells: list[CellResult]
+
+
+def load_run(path: str | Path, with_records: bool = True) -> RunResult:
+    """Read a run directory, checking its schema version; a clear DataError when it is not one."""
+    path = Path(path)
+    run_file = path / RUN_FILE
+    if not run_file.is_file():
+        raise DataError(f"{path} is not a prmbench run directory (no {RUN_FILE}); pass the --output folder of `prmbench run`")
+    try:
+        run = json.loads(run_file.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{run_file} is not valid JSON: {e}") from e
+    version = run.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise DataError(f"{run_file} has results schema version {version!r}; this prmbench reads version "
+                        f"{SCHEMA_VERSION}. Re-run it with this version or use the matching prmbench release.")
+    cells = []
+    for c in run.get("cells", []):
+        cell_dir = path / CELLS_DIR / c["id"]
+        metrics_path = cell_dir / METRICS_FILE
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        samples = cell_dir / SAMPLES_FILE
+        records = list(read_jsonl(samples)) if with_records and samples.is_file() else []
+        cells.append(CellResult(id=c["id"], task=c["task"], rm=c["rm"], strategy=c["strategy"],
+                                budget=int(c["budget"]), policy=c["policy"], metrics=metrics, records=records))
+    return RunResult(path=path, run=run, cells=cells)

@@ -1,0 +1,20 @@
+"""Built-in reward models (a default plugin)."""
+
+from pathlib import Path
+
+from prmbench import hookimpl
+
+
+@hookimpl
+def register_reward_models(register):  # type: ignore[no-untyped-def]
+    """Register the reference reward models."""
+    register("oracle", "prmbench.reward_models.oracle:OracleRM",
+             summary="the task's own grader as a reward (an upper bound; uses hidden answers)")
+    register("random", "prmbench.reward_models.random_rm:RandomRM",
+             summary="seeded uniform random scores (a lower bound)")
+
+
+@hookimpl
+def register_preset_dirs(register):  # type: ignore[no-untyped-def]
+    """Presets of built-in reward models."""
+    register(Path(__file__).parent / "presets")
