@@ -99,7 +99,12 @@ class ModelCalls:
         todo = [(k, steps) for k, steps in zip(keys, candidates) if k not in found]
         if todo:
             uniq = dict(todo)
+            t0 = time.perf_counter()
             outs = rm.score(self.task, problem, list(uniq.values()))
+            if len(outs) != len(uniq):
+                raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(uniq)} candidates")
+            share = (time.perf_counter() - t0) / len(uniq)
+            outs = [o if o.seconds else replace(o, seconds=share) for o in outs]
             fresh = {k: o.to_json() for k, o in zip(uniq, outs)}
             self.cache.put_many(fresh)
             found.update(fresh)

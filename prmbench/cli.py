@@ -1,0 +1,331 @@
+"""The `prmbench` command line: ls, run, evaluate-samples, leaderboard, compare."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from prmbench.errors import ConfigError, PrmbenchError
+from prmbench.registry import Registry, parse_args_string
+
+EPILOG_MAIN = """examples:
+  prmbench ls tasks
+  prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm oracle,random \\
+               --strategy best_of_n,majority_vote --budget 1,4,16 --limit 50
+  prmbench leaderboard runs/my-run --format markdown --plot acc.png
+  prmbench compare results/baselines/ci runs/my-run --max-drop 0.02
+"""
+
+EPILOG_RUN = """examples:
+  # offline, local data and a local model
+  PRMBENCH_DATA_DIR=../shared/data prmbench run --tasks math500 --policy hf:/models/tiny \\
+      --rm oracle,random --strategy best_of_n,majority_vote --budget 1,4 --limit 10 --output runs/demo
+  # re-select saved generations offline
+  prmbench run --tasks math500 --policy replay:samples.jsonl.gz --rm random --strategy best_of_n_min --budget 4
+  # continue an interrupted run (same flags)
+  prmbench run ... --output runs/demo --resume
+
+Comma lists expand to the full cross product of tasks x reward models x strategies x budgets.
+Budget N is the compute best-of-N spends on a problem (see README, "Budgets").
+"""
+
+LS_KINDS = {"tasks": "task", "rms": "rm", "strategies": "strategy", "policies": "policy"}
+
+
+def _registry(include_paths: Sequence[str] = ()) -> Registry:
+    from prmbench.plugins import build_registry
+
+    return build_registry(include_paths=include_paths)
+
+
+# -- ls ---------------------------------------------------------------------------------------
+def cmd_ls(args: argparse.Namespace) -> int:
+    """List registered components or plugins."""
+    from tabulate import tabulate
+
+    reg = _registry(args.include_path)
+    if args.what == "plugins":
+        rows = [[p["name"], p["origin"], p["status"]] for p in reg.plugins]
+        print(tabulate(rows, headers=["plugin", "origin", "status"], tablefmt="simple"))
+        return 0
+    kind = LS_KINDS[args.what]
+    rows = []
+    for e in reg.entries(kind):
+        what = f"preset of {e.family}" if e.is_preset else ("family" + (f" ({e.name}:{e.target.upper()})" if e.target else ""))
+        summary = e.summary
+        if e.is_preset and e.args:
+            summary = f"{summary} [{', '.join(f'{k}={v}' for k, v in e.args.items())}]".strip()
+        rows.append([e.name, what, e.origin, summary])
+    print(tabulate(rows, headers=["name", "kind", "origin", "summary"], tablefmt="simple"))
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------------
+RUN_KEYS = {"tasks", "rm", "strategy", "budget", "policy", "limit", "seed", "output", "temperature", "top_p",
+            "max_tokens", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path"}
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read --config {path}: {e.strerror or e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must be a mapping of flag names to values (e.g. `tasks: math500`)")
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - RUN_KEYS)
+    if unknown:
+        from prmbench.errors import did_you_mean
+
+        raise ConfigError(f"--config {path}: unknown key(s) {', '.join(unknown)}.{did_you_mean(unknown[0], RUN_KEYS)} "
+                          f"Allowed: {', '.join(sorted(RUN_KEYS))}")
+    return data
+
+
+def _args_mapping(value: Any, flag: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, str):
+        return parse_args_string(value)
+    raise ConfigError(f"{flag} must be key=value pairs or a mapping")
+
+
+def _data_files(values: Any) -> dict[str, str]:
+    if not values:
+        return {}
+    if isinstance(values, dict):
+        return {str(k): str(v) for k, v in values.items()}
+    if isinstance(values, str):
+        values = [values]
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise ConfigError(f"--data-file expects TASK=PATH (e.g. --data-file math500=data/test.jsonl), got {item!r}")
+        task, path = item.split("=", 1)
+        if not Path(path).is_file():
+            raise ConfigError(f"--data-file {item}: {path} does not exist")
+        out[task.strip()] = path
+    return out
+
+
+def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
+    """Merge --config YAML with flags (flags win) into a validated RunSpec and output folder."""
+    from prmbench.runner import RunSpec, parse_budgets, split_list
+
+    cfg = _load_config(args.config)
+
+    def pick(name: str, default: Any = None) -> Any:
+        v = getattr(args, name, None)
+        return v if v is not None else cfg.get(name, default)
+
+    missing = [f"--{n.replace('_', '-')}" for n in ("tasks", "rm", "strategy", "budget", "policy") if pick(n) is None]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}: give them as flags or in --config FILE.yaml "
+                          f"(see `prmbench run --help` for examples)")
+    include = list(cfg.get("include_path") or []) + list(args.include_path or [])
+    spec = RunSpec(
+        tasks=split_list(pick("tasks"), "--tasks"),
+        rms=split_list(pick("rm"), "--rm"),
+        strategies=split_list(pick("strategy"), "--strategy"),
+        budgets=parse_budgets(pick("budget")),
+        policy=str(pick("policy")),
+        limit=pick("limit"),
+        seed=int(pick("seed", 0)),
+        temperature=float(pick("temperature", 0.7)),
+        top_p=float(pick("top_p", 1.0)),
+        max_tokens=int(pick("max_tokens", 512)),
+        task_args=_args_mapping(pick("task_args"), "--task-args"),
+        rm_args=_args_mapping(pick("rm_args"), "--rm-args"),
+        strategy_args=_args_mapping(pick("strategy_args"), "--strategy-args"),
+        policy_args=_args_mapping(pick("policy_args"), "--policy-args"),
+        data_files={**_data_files(cfg.get("data_file")), **_data_files(args.data_file)},
+        include_paths=tuple(str(p) for p in include),
+    )
+    spec.validate()
+    out = pick("output") or f"runs/run-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return spec, Path(out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the matrix and print the leaderboard."""
+    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.results import load_run
+    from prmbench.runner import Runner
+
+    spec, output = build_spec(args)
+    registry = _registry(spec.include_paths)
+    try:
+        Runner(spec, registry, output, resume=args.resume).run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
+              f"plus --output {output} --resume", file=sys.stderr)
+        return 130
+    print(render(leaderboard_table([load_run(output)]), "markdown"))
+    print(f"\nresults: {output}")
+    return 0
+
+
+# -- evaluate-samples ---------------------------------------------------------------------------
+def cmd_evaluate_samples(args: argparse.Namespace) -> int:
+    """Grade saved completions with a task's grader."""
+    from prmbench.evaluate import evaluate_samples
+
+    reg = _registry(args.include_path)
+    task_args = parse_args_string(args.task_args)
+    if args.data_file:
+        task_args["data_file"] = args.data_file
+    task = reg.build("task", args.task, task_args)
+    out_rows = list(evaluate_samples(task, args.samples))
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out_rows)
+    if args.output:
+        try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(lines)
+        except OSError as e:
+            raise ConfigError(f"cannot write --output {args.output}: {e.strerror or e}") from e
+    else:
+        sys.stdout.write(lines)
+    n = len(out_rows)
+    k = sum(r["correct"] for r in out_rows)
+    print(f"graded {n} rows: {k} correct ({(k / n if n else 0):.1%})", file=sys.stderr)
+    return 0
+
+
+# -- leaderboard / compare ------------------------------------------------------------------
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Render a leaderboard over one or more runs, optionally with a plot."""
+    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.results import load_run
+
+    df = leaderboard_table([load_run(p) for p in args.runs])
+    text = render(df, args.format)
+    if args.output:
+        Path(args.output).write_text(text if text.endswith("\n") else text + "\n")
+    else:
+        print(text)
+    if args.plot:
+        from prmbench.plot import plot_accuracy_vs_compute
+
+        plot_accuracy_vs_compute(df, args.plot)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Paired comparison of two runs; exit 1 on a significant regression beyond --max-drop."""
+    from prmbench.compare import compare_runs, render_comparison
+    from prmbench.results import load_run
+
+    if not 0 <= args.max_drop <= 1:
+        raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {args.max_drop})")
+    cmp = compare_runs(load_run(args.base), load_run(args.new), max_drop=args.max_drop, alpha=args.alpha)
+    print(render_comparison(cmp))
+    return 1 if cmp.regressed else 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+def _add_include(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--include-path", action="append", metavar="DIR",
+                   help="folder of your own YAML presets (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="prmbench", description="Benchmark process reward models in test-time search.",
+                                     epilog=EPILOG_MAIN, formatter_class=fmt)
+    from prmbench import __version__
+
+    parser.add_argument("--version", action="version", version=f"prmbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("ls", help="list tasks, reward models, strategies, policies or plugins", formatter_class=fmt,
+                       epilog="examples:\n  prmbench ls rms\n  prmbench ls plugins\n  prmbench ls strategies --include-path my_presets/")
+    p.add_argument("what", choices=[*LS_KINDS, "plugins"])
+    _add_include(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("run", help="cross-run tasks x reward models x strategies x budgets", epilog=EPILOG_RUN,
+                       formatter_class=fmt)
+    p.add_argument("--tasks", metavar="T[,T..]", help="task names (prmbench ls tasks)")
+    p.add_argument("--rm", metavar="R[,R..]", help="reward models (prmbench ls rms)")
+    p.add_argument("--strategy", metavar="S[,S..]", help="search strategies (prmbench ls strategies)")
+    p.add_argument("--budget", metavar="N[,N..]", help="budgets: the compute of best-of-N (e.g. 1,4,16)")
+    p.add_argument("--policy", metavar="SPEC", help="generation backend, e.g. hf:Qwen/Qwen2.5-Math-1.5B-Instruct, "
+                   "hf:/local/model/dir, replay:FILE.jsonl.gz")
+    p.add_argument("--limit", type=int, metavar="K", help="only the first K problems of each task")
+    p.add_argument("--seed", type=int, help="run seed (default 0): same seed, config and machine -> same records")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
+    p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
+    p.add_argument("--max-tokens", type=int, dest="max_tokens", help="max generated tokens per sample (default 512)")
+    p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output (same flags)")
+    p.add_argument("--config", metavar="FILE.yaml", help="flags as YAML keys (flags given here win)")
+    p.add_argument("--data-file", action="append", metavar="TASK=PATH", help="local data file for a task (repeatable)")
+    for kind in ("task", "rm", "strategy", "policy"):
+        p.add_argument(f"--{kind}-args", dest=f"{kind}_args", metavar="K=V[,K=V]",
+                       help=f"arguments for every {kind} of the run, e.g. --{kind}-args key=value")
+    _add_include(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("evaluate-samples", help="grade saved completions with a task's grader", formatter_class=fmt,
+                       epilog="examples:\n  prmbench evaluate-samples --task math500 --samples gens.jsonl --output graded.jsonl\n"
+                              "rows: {\"problem_id\" or \"task_id\": ID, \"completion\": TEXT}")
+    p.add_argument("--task", required=True)
+    p.add_argument("--samples", required=True, metavar="FILE.jsonl")
+    p.add_argument("--output", metavar="FILE.jsonl", help="default: standard output")
+    p.add_argument("--data-file", metavar="PATH", help="local data file for the task")
+    p.add_argument("--task-args", metavar="K=V[,K=V]")
+    _add_include(p)
+    p.set_defaults(func=cmd_evaluate_samples)
+
+    p = sub.add_parser("leaderboard", help="tables and plots over run directories", formatter_class=fmt,
+                       epilog="examples:\n  prmbench leaderboard runs/a runs/b --format csv --output board.csv\n"
+                              "  prmbench leaderboard runs/a --plot accuracy_vs_compute.png")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--format", default="markdown", help="markdown | csv | html (default markdown)")
+    p.add_argument("--output", metavar="FILE", help="write the table here instead of standard output")
+    p.add_argument("--plot", metavar="FILE.png", help="also plot accuracy against measured compute")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("compare", help="paired regression check of NEW_RUN against BASE_RUN", formatter_class=fmt,
+                       epilog="examples:\n  prmbench compare results/baselines/ci runs/new --max-drop 0.05\n"
+                              "exit status 1 when a cell's accuracy drops significantly (McNemar, --alpha) and by more than --max-drop")
+    p.add_argument("base", metavar="BASE_RUN")
+    p.add_argument("new", metavar="NEW_RUN")
+    p.add_argument("--max-drop", type=float, default=0.0, metavar="D", help="tolerated accuracy drop (default 0)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a subcommand; user errors print a message and exit 2 (no traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return func(args)
+    except PrmbenchError as e:
+        print(f"prmbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

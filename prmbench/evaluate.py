@@ -1,0 +1,70 @@
+"""Grading saved generations: the `prmbench evaluate-samples` workflow."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from prmbench.errors import DataError
+from prmbench.interfaces import Task
+
+ID_FIELDS = ("problem_id", "task_id")
+TEXT_FIELDS = ("completion", "solution")
+
+
+def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) pairs of a JSONL or JSONL.gz file; a bad line is a DataError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"samples file {path} does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from e
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{i}: expected a JSON object per line, got {type(row).__name__}")
+                rows.append((i, row))
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path}: {e}") from e
+    return rows
+
+
+def _field(row: dict[str, Any], names: tuple[str, ...], path: Path, line: int, what: str) -> Any:
+    for n in names:
+        if n in row:
+            return row[n]
+    raise DataError(f"{path}:{line}: row has no {what} field (expected one of: {', '.join(names)})")
+
+
+def evaluate_samples(task: Task, samples: str | Path) -> Iterator[dict[str, Any]]:
+    """Grade every row of a samples file; yields input fields + `correct` + `details`, in order.
+
+    All rows are validated (ids known to the task, a completion present) before grading starts,
+    so a bad row fails fast with its line number.
+    """
+    path = Path(samples)
+    rows = read_rows(path)
+    problems = {p.id: p for p in task.load()}
+    checked = []
+    for line, row in rows:
+        pid = str(_field(row, ID_FIELDS, path, line, "problem id"))
+        text = _field(row, TEXT_FIELDS, path, line, "completion")
+        if not isinstance(text, str):
+            raise DataError(f"{path}:{line}: the completion must be a string, got {type(text).__name__}")
+        if pid not in problems:
+            sample = ", ".join(list(problems)[:3])
+            raise DataError(f"{path}:{line}: problem id {pid!r} is not in task {task.name!r} "
+                            f"(ids look like: {sample}); use the task's own ids")
+        checked.append((row, problems[pid], text))
+    for row, problem, text in checked:
+        grade = task.grade(problem, text)
+        yield {**row, "correct": bool(grade.correct), "details": dict(grade.details)}

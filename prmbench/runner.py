@@ -1,0 +1,405 @@
+"""The runner: expands the (task x reward model x strategy x budget) matrix and executes it.
+
+One policy serves the whole run. For each task, the samples that pool strategies (best-of-N,
+majority vote, ...) draw are generated once, as one pool of the largest size any cell needs, and
+shared by every budget and strategy through the cache; scores are cached per (reward model,
+problem, steps). Each finished problem is appended to its cell's samples file at once, so an
+interrupted run loses nothing finished and `resume=True` continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+
+from prmbench import __version__
+from prmbench.cache import Cache
+from prmbench.context import GenParams, ModelCalls, SearchContext
+from prmbench.errors import ConfigError, PrmbenchError
+from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
+from prmbench.metrics import cell_metrics
+from prmbench.registry import Registry
+from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
+                              read_jsonl, write_json_atomic)
+from prmbench.types import Budget, Grade, Problem, Record, RMOutput
+
+NO_RM = "none"
+BUDGET_DEFINITION = (
+    "budget N = the compute of best-of-N on the problem: N independent full samples from the policy, "
+    "each scored once by the reward model. Spend is measured per search: tokens, calls, seconds and "
+    "FLOPs = 2 x parameters x tokens per model (policy: prompt + generated tokens; RM: tokens read); "
+    "samples served from the shared pool or cache are charged as when they were generated."
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A fully resolved run configuration; its hash identifies the run for --resume."""
+
+    tasks: tuple[str, ...]
+    rms: tuple[str, ...]
+    strategies: tuple[str, ...]
+    budgets: tuple[int, ...]
+    policy: str
+    limit: int | None = None
+    seed: int = 0
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    task_args: Mapping[str, Any] = field(default_factory=dict)
+    rm_args: Mapping[str, Any] = field(default_factory=dict)
+    strategy_args: Mapping[str, Any] = field(default_factory=dict)
+    policy_args: Mapping[str, Any] = field(default_factory=dict)
+    data_files: Mapping[str, str] = field(default_factory=dict)
+    include_paths: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-compatible form (as stored in run.json)."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    def hash(self) -> str:
+        """Hash of everything that affects results."""
+        return config_hash(self.to_json())
+
+    def validate(self) -> None:
+        """Reject empty lists, bad budgets and sampling settings with a clear message."""
+        for label, items in (("--tasks", self.tasks), ("--rm", self.rms), ("--strategy", self.strategies)):
+            if not items:
+                raise ConfigError(f"{label} is empty: name at least one (see `prmbench ls`)")
+        if not self.budgets or any(b < 1 for b in self.budgets):
+            raise ConfigError(f"--budget must be positive integers, e.g. --budget 1,4,16 (got {list(self.budgets)})")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be a positive integer (got {self.limit})")
+        if self.temperature < 0 or not (0 < self.top_p <= 1) or self.max_tokens < 1:
+            raise ConfigError("sampling settings out of range: need --temperature >= 0, 0 < --top-p <= 1, --max-tokens >= 1")
+        unknown = sorted(set(self.data_files) - set(self.tasks))
+        if unknown:
+            raise ConfigError(f"--data-file names task(s) {', '.join(unknown)} that are not in --tasks {','.join(self.tasks)}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the matrix."""
+
+    task: str
+    rm: str
+    strategy: str
+    budget: int
+
+    @property
+    def id(self) -> str:
+        """A file-system-safe id, unique within a run."""
+        raw = f"{self.task}--{self.rm}--{self.strategy}--n{self.budget}"
+        return re.sub(r"[^A-Za-z0-9._=-]+", "_", raw)
+
+
+class _NoRM(RewardModel):
+    """Stands in for the reward model in cells of strategies that use none."""
+
+    name = NO_RM
+
+    def score(self, task: Task, problem: Problem, candidates: Sequence[Sequence[str]]) -> list[RMOutput]:
+        raise ConfigError("this strategy declared it uses no reward model but asked for scores; "
+                          "set `uses_rm = True` on the strategy class")
+
+
+def expand_cells(spec: RunSpec, strategies: Mapping[str, Strategy]) -> list[Cell]:
+    """The cross product; strategies that use no reward model get one cell with rm 'none'."""
+    cells: list[Cell] = []
+    seen: set[Cell] = set()
+    for t in spec.tasks:
+        for s in spec.strategies:
+            rms = spec.rms if getattr(strategies[s], "uses_rm", True) else (NO_RM,)
+            for r in rms:
+                for b in spec.budgets:
+                    c = Cell(t, r, s, b)
+                    if c not in seen:
+                        seen.add(c)
+                        cells.append(c)
+    return cells
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+def _versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    out: dict[str, str | None] = {"python": platform.python_version(), "prmbench": __version__}
+    for pkg in ("torch", "transformers", "datasets", "math-verify", "pluggy", "numpy", "vllm"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _git_revision() -> dict[str, Any]:
+    src = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return {"revision": None}
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"revision": None}
+
+
+def _hardware() -> dict[str, Any]:
+    hw: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
+                          "cpu_count": os.cpu_count()}
+    try:
+        hw["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import torch
+
+        hw["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # torch missing or broken CUDA: hardware info is best effort
+        hw["cuda"] = []
+    return hw
+
+
+def prepare_output(output: Path, spec: RunSpec, resume: bool) -> dict[str, Any] | None:
+    """Check the output folder: new, or (with resume) the same config. Returns the old run.json."""
+    run_file = output / RUN_FILE
+    if run_file.exists():
+        import json
+
+        old = json.loads(run_file.read_text())
+        if not resume:
+            raise ConfigError(f"{output} already holds a run; pass --resume to continue it, "
+                              f"or choose a new --output folder")
+        if old.get("config_hash") != spec.hash():
+            raise ConfigError(f"{output} holds a run with a different configuration (hash {old.get('config_hash')} "
+                              f"vs {spec.hash()}); --resume needs exactly the same flags, or choose a new --output")
+        return old  # type: ignore[no-any-return]
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"cannot write to output folder {output}: {e.strerror or e}. "
+                          f"Choose a writable --output folder") from e
+    return None
+
+
+class Runner:
+    """Executes a RunSpec into a run directory."""
+
+    progress_enabled: ClassVar[Callable[[], bool]] = staticmethod(lambda: sys.stdout.isatty())
+
+    def __init__(self, spec: RunSpec, registry: Registry, output: Path, resume: bool = False,
+                 log: Callable[[str], None] | None = None):
+        spec.validate()
+        self.spec = spec
+        self.registry = registry
+        self.output = Path(output)
+        self.resume = resume
+        self.log = log or (lambda msg: print(msg, flush=True))
+        self.show_progress = Runner.progress_enabled()
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _build(self) -> tuple[dict[str, Task], Policy, dict[str, RewardModel], dict[str, Strategy]]:
+        reg, s = self.registry, self.spec
+        tasks = {}
+        for t in s.tasks:
+            args = dict(s.task_args)
+            if t in s.data_files:
+                args["data_file"] = s.data_files[t]
+            tasks[t] = reg.build("task", t, args)
+        strategies = {name: reg.build("strategy", name, s.strategy_args) for name in s.strategies}
+        rms = {name: reg.build("rm", name, s.rm_args) for name in s.rms}
+        policy = reg.build("policy", s.policy, s.policy_args)
+        return tasks, policy, rms, strategies
+
+    def _load_problems(self, tasks: Mapping[str, Task]) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
+        problems, info = {}, {}
+        for name, task in tasks.items():
+            all_problems = task.load()
+            if not all_problems:
+                raise ConfigError(f"task {name!r} loaded no problems; check its data file")
+            chosen = all_problems[: self.spec.limit] if self.spec.limit else all_problems
+            problems[name] = chosen
+            info[name] = {"version": task.version, "data_fingerprint": task.data_fingerprint(all_problems),
+                          "n_problems": len(chosen), "n_available": len(all_problems),
+                          "identity": task.identity()}
+        return problems, info
+
+    # -- execution --------------------------------------------------------------------------
+    def run(self) -> Path:
+        """Run every cell; returns the run directory."""
+        old = prepare_output(self.output, self.spec, self.resume)
+        tasks, policy, rms, strategies = self._build()
+        problems, task_info = self._load_problems(tasks)
+        cells = expand_cells(self.spec, strategies)
+        run = {
+            "schema_version": SCHEMA_VERSION,
+            "prmbench_version": __version__,
+            "created": (old or {}).get("created") or _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "status": "running",
+            "config": self.spec.to_json(),
+            "config_hash": self.spec.hash(),
+            "seed": self.spec.seed,
+            "budget_definition": BUDGET_DEFINITION,
+            "versions": _versions(),
+            "git": _git_revision(),
+            "hardware": _hardware(),
+            "plugins": self.registry.plugins,
+            "components": {
+                "policy": {**policy.identity(), "num_parameters": policy.num_parameters},
+                "rms": {n: {**r.identity(), "num_parameters": r.num_parameters} for n, r in rms.items()},
+                "strategies": {n: st.identity() for n, st in strategies.items()},
+            },
+            "tasks": task_info,
+            "cells": [{"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy, "budget": c.budget,
+                       "policy": self.spec.policy} for c in cells],
+        }
+        write_json_atomic(self.output / RUN_FILE, run)
+        cache = Cache(self.output / CACHE_FILE)
+        gen = GenParams(self.spec.temperature, self.spec.top_p, self.spec.max_tokens)
+        try:
+            for tname, task in tasks.items():
+                calls = ModelCalls(task, policy, cache, gen, self.spec.seed)
+                self._prefetch_pool(calls, problems[tname], strategies)
+                for cell in (c for c in cells if c.task == tname):
+                    rm = rms[cell.rm] if cell.rm != NO_RM else _NoRM()
+                    self._run_cell(cell, calls, rm, strategies[cell.strategy], problems[tname])
+        finally:
+            cache.close()
+            policy.close()
+            for r in rms.values():
+                r.close()
+        run["status"] = "complete"
+        run["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        write_json_atomic(self.output / RUN_FILE, run)
+        return self.output
+
+    def _prefetch_pool(self, calls: ModelCalls, problems: Sequence[Problem], strategies: Mapping[str, Strategy]) -> None:
+        sizes = [st.pool_size(Budget(b)) for st in strategies.values() if st.uses_pool for b in self.spec.budgets]
+        if not sizes:
+            return
+        n = max(sizes)
+        chunk = max(1, 16 // n) if n < 16 else 1
+        bar = _progress(len(problems), f"{calls.task.name}: sample pool of {n}", self.show_progress)
+        t0 = time.perf_counter()
+        for i in range(0, len(problems), chunk):
+            part = problems[i : i + chunk]
+            calls.generate([calls.request(p, n=n) for p in part], [p.id for p in part])
+            bar.update(len(part))
+        bar.close()
+        self.log(f"{calls.task.name}: pool of {n} samples x {len(problems)} problems ready "
+                 f"({time.perf_counter() - t0:.1f}s)")
+
+    def _run_cell(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
+                  problems: Sequence[Problem]) -> None:
+        cell_dir = self.output / CELLS_DIR / cell.id
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        samples_path = cell_dir / SAMPLES_FILE
+        records: list[dict[str, Any]] = []
+        if samples_path.exists():
+            records = list(read_jsonl(samples_path))
+            _drop_torn_tail(samples_path)
+        done = {r["problem_id"] for r in records}
+        todo = [p for p in problems if p.id not in done]
+        bar = _progress(len(problems), cell.id, self.show_progress)
+        bar.update(len(problems) - len(todo))
+        with open(samples_path, "a") as f:
+            for problem in todo:
+                rec = self._solve(cell, calls, rm, strategy, problem)
+                line = rec.to_json()
+                f.write(_dumps(line) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                records.append(line)
+                bar.update(1)
+        bar.close()
+        order = {p.id: i for i, p in enumerate(problems)}
+        records = sorted((r for r in records if r["problem_id"] in order), key=lambda r: order[r["problem_id"]])
+        metrics = cell_metrics(records)
+        metrics["cell"] = {"id": cell.id, "task": cell.task, "rm": cell.rm, "strategy": cell.strategy,
+                           "budget": cell.budget, "policy": self.spec.policy}
+        metrics["complete"] = len(records) == len(problems)
+        write_json_atomic(cell_dir / METRICS_FILE, metrics)
+        acc = metrics.get("accuracy")
+        self.log(f"{cell.id}: accuracy {acc:.3f} on {metrics['n']} problems" if acc is not None else f"{cell.id}: no records")
+
+    def _solve(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy, problem: Problem) -> Record:
+        ctx = SearchContext(calls, rm, problem, Budget(cell.budget))
+        t0 = time.perf_counter()
+        result = strategy.search(problem, ctx)
+        search_seconds = time.perf_counter() - t0
+        chosen = result.chosen_candidate
+        grade = calls.task.grade(problem, chosen.text) if chosen is not None else Grade(False, {"reason": "no_candidate"})
+        info = {**dict(result.info), "wall_seconds": round(search_seconds, 4),
+                "chosen_index": result.chosen,
+                "chosen_score": chosen.score if chosen is not None else None,
+                "finish_reason": chosen.finish_reason if chosen is not None else None,
+                "candidate_scores": [c.score for c in result.candidates],
+                "candidate_answers": [c.answer for c in result.candidates]}
+        return Record(problem_id=problem.id, task=cell.task, rm=cell.rm, strategy=cell.strategy, budget=cell.budget,
+                      seed=self.spec.seed, correct=bool(grade.correct),
+                      answer=chosen.answer if chosen is not None else None,
+                      chosen_text=chosen.text if chosen is not None else None,
+                      n_candidates=len(result.candidates), spend=ctx.spend,
+                      grade_details=dict(grade.details), info=info)
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (left by a crash) so appended records start on a new line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def run(spec: RunSpec, registry: Registry, output: str | Path, resume: bool = False) -> Path:
+    """Python API: execute `spec` into `output` (see Runner)."""
+    return Runner(spec, registry, Path(output), resume=resume).run()
+
+
+def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
+    """Split a comma list (or accept a YAML list) into names, rejecting empty entries."""
+    if text is None:
+        return ()
+    items = text.split(",") if isinstance(text, str) else [str(x) for x in text]
+    out = tuple(i.strip() for i in items)
+    if any(not i for i in out):
+        raise ConfigError(f"{flag} has an empty entry in {text!r}; write names separated by single commas")
+    return out
+
+
+def parse_budgets(text: str | Iterable[Any]) -> tuple[int, ...]:
+    """Parse `1,4,16` into positive integers with a clear error for anything else."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        s = str(item).strip()
+        if not s.isdigit() or int(s) < 1:
+            raise PrmbenchError(f"malformed --budget entry {s!r}: budgets are positive integers, e.g. --budget 1,4,16")
+        out.append(int(s))
+    return tuple(out)

@@ -1,0 +1,40 @@
+"""Best-of-N: sample N independent solutions, return the one the reward model scores highest."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from prmbench.aggregate import check_aggregation
+from prmbench.context import SearchContext
+from prmbench.interfaces import Strategy
+from prmbench.strategies.selection import argmax_score, finished
+from prmbench.types import Problem, SearchResult
+
+
+class BestOfN(Strategy):
+    """Best-of-N selection.
+
+    Draws pool samples 0..N-1 (shared with every other pool strategy of the run), scores each
+    with the reward model, aggregates step scores with `aggregation` (last | min | prod | mean;
+    default: the reward model's own) and returns the highest-scoring candidate among those that
+    finished on their own (truncated ones only when all were truncated). Ties go to the
+    earliest sample, so results are deterministic.
+    """
+
+    uses_pool: ClassVar[bool] = True
+    version: ClassVar[str] = "1"
+
+    def __init__(self, aggregation: str | None = None):
+        self.aggregation = check_aggregation(aggregation) if aggregation else None
+
+    def config(self) -> dict[str, Any]:
+        """The aggregation rule."""
+        return {"aggregation": self.aggregation}
+
+    def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
+        """Sample, score, pick the best."""
+        if self.aggregation:
+            ctx.aggregation = self.aggregation
+        cands = ctx.score(ctx.sample_full(ctx.budget.n))
+        chosen = argmax_score(cands, finished(cands))
+        return SearchResult(candidates=tuple(cands), chosen=chosen, info={"aggregation": ctx.aggregation})
