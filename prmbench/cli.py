@@ -41,7 +41,7 @@ LS_KINDS = {"tasks": "task", "rms": "rm", "strategies": "strategy", "policies": 
 def _registry(include_paths: Sequence[str] = ()) -> Registry:
     from prmbench.plugins import build_registry
 
-    return build_registry(include_paths=include_paths)
+    return build_registry(include_paths=include_paths or ())
 
 
 # -- ls ---------------------------------------------------------------------------------------

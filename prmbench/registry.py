@@ -165,13 +165,13 @@ class Registry:
     def build(self, kind: str, spec: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Resolve `spec` and construct the component, naming it after the spec."""
         r = self.resolve(kind, spec, overrides)
+        if r.family.target and r.family.target not in r.args:
+            raise ConfigError(f"{KIND_LABEL[kind]} {spec!r} needs a target: write {r.family.name}:VALUE "
+                              f"(for example {r.family.name}:/path)")
         factory = r.family.factory
         if isinstance(factory, str):
             factory = _import_factory(factory)
         assert factory is not None
-        if r.family.target and r.family.target not in r.args:
-            raise ConfigError(f"{KIND_LABEL[kind]} {spec!r} needs a target: write {r.family.name}:VALUE "
-                              f"(for example {r.family.name}:/path)")
         _check_args(factory, r.args, kind, spec)
         component = factory(**r.args)
         component.name = spec
