@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Packaging check: a wheel built from the repo installs into a clean virtual environment and runs
+# (plugins found, presets shipped, a replay run graded) from outside the source tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python -m build --wheel --no-isolation --outdir "$work/dist" . > "$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+python3 -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install -q "torch==2.13.0"
+"$work/venv/bin/python" -m pip install -q "$work"/dist/prmbench-*.whl
+cd "$work"
+"$work/venv/bin/prmbench" ls strategies | grep -q best_of_n_min
+"$work/venv/bin/python" -m prmbench.testing math-pool pool.jsonl --data-dir "$PRMBENCH_DATA_DIR" --problems 5 --samples 4
+"$work/venv/bin/prmbench" run --tasks math500 --policy replay:pool.jsonl --rm oracle --strategy best_of_n \
+  --budget 4 --output run > run.log
+"$work/venv/bin/prmbench" leaderboard run --format csv | head -3
+echo "wheel check: ok ($(ls "$work"/dist))"
