@@ -1,0 +1,88 @@
+"""Command line of prmbench's testing helpers: `python -m prmbench.testing tiny-model DIR ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from prmbench.testing.tiny_model import ARCHS
+
+EXAMPLES = """\
+examples:
+  # tiny Qwen2 with a small tokenizer trained on the spot (no files needed)
+  python -m prmbench.testing tiny-model /tmp/tiny
+  # tiny Qwen2 with the real Qwen2.5 tokenizer and chat template
+  python -m prmbench.testing tiny-model /tmp/tiny-qwen --tokenizer ../shared/models/Qwen__Qwen2.5-7B-Instruct
+  # a 4-layer Llama, other weights
+  python -m prmbench.testing tiny-model /tmp/tiny-llama --arch llama --layers 4 --hidden 128 --seed 1
+  # then use it as a policy
+  prmbench run ... --policy hf:/tmp/tiny
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m prmbench.testing",
+        description="Helpers for plugin authors and tests.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    tiny = sub.add_parser(
+        "tiny-model",
+        help="build a tiny random causal LM (loadable with --policy hf:DIR)",
+        description="Build a tiny randomly initialised causal LM of a real architecture, offline, "
+                    "saved with save_pretrained (safetensors) plus tokenizer and chat template.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tiny.add_argument("dir", metavar="DIR", help="output folder (created; must be empty unless --force)")
+    tiny.add_argument("--tokenizer", metavar="TOKENIZER_DIR",
+                      help="copy this tokenizer (e.g. a real Qwen2.5 one) instead of training a small one")
+    tiny.add_argument("--arch", choices=sorted(ARCHS), default="qwen2", help="architecture (default: qwen2)")
+    tiny.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
+    tiny.add_argument("--layers", type=int, default=2, help="decoder layers (default: 2)")
+    tiny.add_argument("--hidden", type=int, default=64, help="hidden size (default: 64)")
+    tiny.add_argument("--heads", type=int, default=None, help="attention heads (default: hidden // 16)")
+    tiny.add_argument("--vocab-size", type=int, default=512,
+                      help="size of the trained tokenizer (default: 512; ignored with --tokenizer)")
+    tiny.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad arguments)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "tiny-model":
+        from prmbench.testing.tiny_model import build_tiny_model
+
+        out = Path(args.dir)
+        if out.exists() and not out.is_dir():
+            parser.error(f"DIR {out} exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()) and not args.force:
+            parser.error(f"DIR {out} is not empty; choose a new folder or pass --force")
+        if args.tokenizer is not None and not Path(args.tokenizer).is_dir():
+            parser.error(f"--tokenizer {args.tokenizer}: no such folder (pass a folder with tokenizer.json)")
+        if args.layers < 1:
+            parser.error(f"--layers must be >= 1 (got {args.layers})")
+        if args.hidden < 8:
+            parser.error(f"--hidden must be >= 8 (got {args.hidden})")
+        t0 = time.perf_counter()
+        try:
+            path = build_tiny_model(out, tokenizer_dir=args.tokenizer, arch=args.arch, seed=args.seed,
+                                    layers=args.layers, hidden=args.hidden, heads=args.heads,
+                                    vocab_size=args.vocab_size)
+        except (ValueError, FileNotFoundError) as e:
+            parser.error(str(e))
+        print(f"wrote tiny {args.arch} model to {path} in {time.perf_counter() - t0:.1f}s; "
+              f"use it with --policy hf:{path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
