@@ -190,17 +190,22 @@ def cmd_evaluate_samples(args: argparse.Namespace) -> int:
     out_rows = list(evaluate_samples(task, args.samples))
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out_rows)
     if args.output:
-        try:
-            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.output).write_text(lines)
-        except OSError as e:
-            raise ConfigError(f"cannot write --output {args.output}: {e.strerror or e}") from e
+        _write_text(args.output, lines)
     else:
         sys.stdout.write(lines)
     n = len(out_rows)
     k = sum(r["correct"] for r in out_rows)
     print(f"graded {n} rows: {k} correct ({(k / n if n else 0):.1%})", file=sys.stderr)
     return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write an output file, creating its folder; an unwritable path is a ConfigError."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    except OSError as e:
+        raise ConfigError(f"cannot write --output {path}: {e.strerror or e}; choose a writable path") from e
 
 
 # -- leaderboard / compare ------------------------------------------------------------------
@@ -212,7 +217,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     df = leaderboard_table([load_run(p) for p in args.runs])
     text = render(df, args.format)
     if args.output:
-        Path(args.output).write_text(text if text.endswith("\n") else text + "\n")
+        _write_text(args.output, text if text.endswith("\n") else text + "\n")
     else:
         print(text)
     if args.plot:
