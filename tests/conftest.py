@@ -12,6 +12,12 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
 
 _SHARED = Path(__file__).resolve().parents[2] / "shared"
 
+# Like scripts/setup.sh: code under test that reads these variables (tasks, the tiny-model
+# builder) finds the shared folders too when pytest runs from a bare shell.
+for _var, _sub in (("PRMBENCH_DATA_DIR", "data"), ("PRMBENCH_MODELS_DIR", "models")):
+    if not os.environ.get(_var) and (_SHARED / _sub).is_dir():
+        os.environ[_var] = str(_SHARED / _sub)
+
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:

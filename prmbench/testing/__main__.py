@@ -1,8 +1,15 @@
-"""Command line of prmbench's testing helpers: `python -m prmbench.testing tiny-model DIR ...`."""
+"""Command line of prmbench's testing helpers.
+
+`python -m prmbench.testing tiny-model DIR ...` builds a tiny random causal LM;
+`python -m prmbench.testing math-pool OUT ...` writes a deterministic MATH-500 replay pool
+(prmbench.testing.pools).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +27,8 @@ examples:
   python -m prmbench.testing tiny-model /tmp/tiny-llama --arch llama --layers 4 --hidden 128 --seed 1
   # then use it as a policy
   prmbench run ... --policy hf:/tmp/tiny
+  # a MATH-500 replay pool of real solutions for tests and CI (needs the shared data folder)
+  python -m prmbench.testing math-pool pool.jsonl --data-dir ../shared/data --problems 30 --samples 8
 """
 
 
@@ -51,6 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("--vocab-size", type=int, default=512,
                       help="size of the trained tokenizer (default: 512; ignored with --tokenizer)")
     tiny.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+
+    pool = sub.add_parser(
+        "math-pool",
+        help="write a deterministic MATH-500 replay pool of real solutions (for tests and CI)",
+        description="Write a replay pool (JSONL rows: problem_id, completions, correct) built from MATH-500 "
+                    "reference solutions and ProcessBench model solutions; see prmbench.testing.pools. "
+                    "A test fixture, not a model's outputs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pool.add_argument("out", metavar="OUT", help="output JSONL file")
+    pool.add_argument("--data-dir", default=os.environ.get("PRMBENCH_DATA_DIR"),
+                      help="shared data folder with math500/ and processbench/ (default: $PRMBENCH_DATA_DIR)")
+    pool.add_argument("--problems", type=int, default=30, help="number of problems (default: 30)")
+    pool.add_argument("--samples", type=int, default=8, help="completions per problem (default: 8)")
+    pool.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    pool.add_argument("--all-problems", action="store_true",
+                      help="also use problems without ProcessBench model solutions")
     return parser
 
 
@@ -81,6 +108,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(e))
         print(f"wrote tiny {args.arch} model to {path} in {time.perf_counter() - t0:.1f}s; "
               f"use it with --policy hf:{path}")
+    elif args.command == "math-pool":
+        from prmbench.errors import PrmbenchError
+        from prmbench.testing.pools import build_math500_pool
+
+        if not args.data_dir:
+            parser.error("math-pool needs --data-dir (or PRMBENCH_DATA_DIR) pointing at the shared data folder")
+        if args.problems < 1 or args.samples < 1:
+            parser.error("--problems and --samples must be >= 1")
+        try:
+            summary = build_math500_pool(args.data_dir, args.out, problems=args.problems, samples=args.samples,
+                                         seed=args.seed, only_with_model_solutions=not args.all_problems)
+        except PrmbenchError as e:
+            parser.error(str(e))
+        print(f"wrote {args.out}: {json.dumps(summary)}; use it with --policy replay:{args.out}")
     return 0
 
 

@@ -35,6 +35,7 @@ ARCHS: dict[str, str] = {
 }
 
 CHATML_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
     "{% for message in messages %}"
     "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}"
@@ -42,11 +43,18 @@ CHATML_TEMPLATE = (
 )
 
 #: A template for copied tokenizers that lack one and have no ChatML tokens: plain role headers.
+#: Both templates start with the bos token when the tokenizer has one (as Llama/Mistral templates do).
 PLAIN_TEMPLATE = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
     "{% for message in messages %}"
     "{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n"
     "{% endfor %}"
     "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+
+#: Qwen2's pre-tokenization pattern (GPT-4 style: words, single digits, punctuation runs, newlines).
+PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -131,11 +139,17 @@ def train_tokenizer(vocab_size: int = 512) -> Any:
     The tokenizer has `<|endoftext|>` as pad token, `<|im_end|>` as eos token, no bos token and
     a ChatML chat template. `vocab_size` counts the special tokens.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # The same normalizer and pre-tokenizer as Qwen2's tokenizer: transformers loads tokenizers of
+    # qwen2 models as Qwen2Tokenizer, which rebuilds them this way; identical either way.
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -203,6 +217,7 @@ def build_tiny_model(
     intermediate: int | None = None,
     vocab_size: int = 512,
     max_position_embeddings: int = 4096,
+    tie_embeddings: bool | None = None,
 ) -> Path:
     """Write a tiny random causal LM with tokenizer and chat template to `out_dir`; return its path.
 
@@ -211,6 +226,10 @@ def build_tiny_model(
     `intermediate` to 2 * hidden. `vocab_size` sizes the trained tokenizer only; with
     `tokenizer_dir` the vocabulary is that tokenizer's. Raises ValueError for impossible sizes and
     FileNotFoundError for a missing tokenizer folder.
+
+    `tie_embeddings` defaults to True only for vocabularies over 65536 tokens (keeps a tiny model
+    with the Qwen vocabulary at ~40 MB). Untied is the better test model: with tied random
+    embeddings the logits favour the last input token, so greedy decoding just repeats it.
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
@@ -256,7 +275,7 @@ def build_tiny_model(
         intermediate_size=intermediate or 2 * hidden,
         vocab_size=n_vocab,
         max_position_embeddings=min(max_position_embeddings, int(base.get("max_position_embeddings", 1 << 30))),
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_embeddings if tie_embeddings is not None else n_vocab > 65536,
         bos_token_id=bos_id,
         eos_token_id=eos_ids[0],
         pad_token_id=pad_id,
