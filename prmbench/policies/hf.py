@@ -106,7 +106,7 @@ def _offline() -> bool:
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    return text[0].rstrip(". ") if text else type(e).__name__
 
 
 def _sample_blocks(path: Path, size: int, blocks: int = 16, block: int = 1 << 16) -> bytes:
@@ -235,7 +235,8 @@ class HFPolicy(Policy):
             hint = "check the id, your network and, for gated models, HF_TOKEN"
         at = f" at revision {self.revision!r}" if self.revision else ""
         return ModelLoadError(
-            f"cannot load the {what} of {self.model_spec!r} from the Hugging Face Hub{at}: {_first_line(e)}. "
+            f"cannot load the {what} of {self.model_spec!r} from the Hugging Face Hub{at} (and it is not a "
+            f"local folder): {_first_line(e)}. "
             f"Either {hint}, or download it first (`hf download {self.model_spec}`) and pass the local "
             f"folder: --policy hf:/local/dir"
         )
