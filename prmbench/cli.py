@@ -219,7 +219,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.output:
         _write_text(args.output, text if text.endswith("\n") else text + "\n")
     else:
-        print(text)
+        print(text.rstrip("\n"))
     if args.plot:
         from prmbench.plot import plot_accuracy_vs_compute
 

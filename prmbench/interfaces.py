@@ -128,6 +128,10 @@ class Policy(Component):
         generations find them; live backends ignore it.
         """
 
+    def available_problem_ids(self) -> set[str] | None:
+        """Problems this backend can serve (replay: those in its file); None means any."""
+        return None
+
     def close(self) -> None:
         """Release models, servers or files held by the backend."""
 

@@ -232,16 +232,27 @@ class Runner:
         policy = reg.build("policy", s.policy, s.policy_args)
         return tasks, policy, rms, strategies
 
-    def _load_problems(self, tasks: Mapping[str, Task]) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
+    def _load_problems(self, tasks: Mapping[str, Task], policy: Policy) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
+        """Each task's problems: those the policy can serve (a replay file's), then --limit."""
         problems, info = {}, {}
+        servable = policy.available_problem_ids()
         for name, task in tasks.items():
             all_problems = task.load()
             if not all_problems:
                 raise ConfigError(f"task {name!r} loaded no problems; check its data file")
-            chosen = all_problems[: self.spec.limit] if self.spec.limit else all_problems
+            chosen = all_problems
+            if servable is not None:
+                chosen = [p for p in all_problems if p.id in servable]
+                if not chosen:
+                    raise ConfigError(f"policy {policy.name!r} holds none of task {name!r}'s problems "
+                                      f"(ids like {all_problems[0].id!r}); was it made for another task?")
+                if len(chosen) < len(all_problems):
+                    self.log(f"{name}: policy {policy.name} covers {len(chosen)} of {len(all_problems)} problems; running those")
+            chosen = chosen[: self.spec.limit] if self.spec.limit else chosen
             problems[name] = chosen
             info[name] = {"version": task.version, "data_fingerprint": task.data_fingerprint(all_problems),
                           "n_problems": len(chosen), "n_available": len(all_problems),
+                          "restricted_to_policy": servable is not None and len(chosen) < len(all_problems),
                           "identity": task.identity()}
         return problems, info
 
@@ -250,7 +261,7 @@ class Runner:
         """Run every cell; returns the run directory."""
         old = prepare_output(self.output, self.spec, self.resume)
         tasks, policy, rms, strategies = self._build()
-        problems, task_info = self._load_problems(tasks)
+        problems, task_info = self._load_problems(tasks, policy)
         cells = expand_cells(self.spec, strategies)
         run = {
             "schema_version": SCHEMA_VERSION,

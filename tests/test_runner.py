@@ -169,6 +169,7 @@ def test_run_json_records_provenance(spec, registry, tmp_path):
     assert run["tasks"]["math500"]["n_problems"] == LIMIT and run["tasks"]["math500"]["n_available"] == 500
     assert len(run["tasks"]["math500"]["data_fingerprint"]) == 16
     assert run["versions"]["torch"] and run["hardware"]["cpu_count"] >= 1
-    assert run["components"]["policy"]["config"]["path"].endswith("pool.jsonl")
+    assert run["components"]["policy"]["config"]["file"] == "pool.jsonl"
+    assert run["tasks"]["math500"]["restricted_to_policy"] is True
     assert {p["name"] for p in run["plugins"]} >= {"prmbench.tasks", "prmbench.policies"}
     assert "best-of-N" in run["budget_definition"]

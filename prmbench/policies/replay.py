@@ -139,6 +139,10 @@ class ReplayPolicy(Policy):
         """The problem ids of the file, in stored order."""
         return list(self._pool)
 
+    def available_problem_ids(self) -> set[str] | None:
+        """Only the problems stored in the file can be served."""
+        return set(self._pool)
+
     def num_completions(self, problem_id: str) -> int:
         """How many completions the file stores for `problem_id` (0 when absent)."""
         return len(self._pool.get(problem_id, ()))
