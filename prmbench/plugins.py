@@ -19,7 +19,7 @@ import pluggy
 
 from prmbench import hookspecs
 from prmbench.errors import PrmbenchError
-from prmbench.registry import Entry, Registry
+from prmbench.registry import Entry, Registry, read_preset_dir
 
 ENTRY_POINT_GROUP = "prmbench"
 DEFAULT_PLUGINS = ("prmbench.tasks", "prmbench.strategies", "prmbench.reward_models", "prmbench.policies")
@@ -114,8 +114,8 @@ def _call_hooks(pm: pluggy.PluginManager, plugin: Any, name: str, origin: str, r
     for impl in pm.hook.register_preset_dirs.get_hookimpls():
         if impl.plugin is plugin:
             impl.function(register=lambda p: preset_dirs.append(Path(p)))
-    # Only a plugin whose hooks all succeeded adds anything: no half-registered plugins.
+    for d in preset_dirs:
+        staged.extend(read_preset_dir(d, origin=label))
+    # Only a plugin whose hooks and presets all loaded adds anything: no half-registered plugins.
     for entry in staged:
         registry.add(entry)
-    for d in preset_dirs:
-        registry.add_preset_dir(d, origin=label)

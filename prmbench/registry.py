@@ -94,29 +94,14 @@ class Registry:
         self._entries[entry.kind][entry.name] = entry
 
     def add_preset_file(self, path: Path, origin: str) -> None:
-        """Load presets from a YAML file (a mapping, or `presets:` with a list of mappings)."""
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"cannot read preset file {path}: {e}") from e
-        items = data.get("presets", [data]) if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise ConfigError(f"preset file {path} must hold a mapping or a `presets:` list")
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not {"name", "kind", "family"} <= item.keys():
-                raise ConfigError(f"preset #{i + 1} in {path} needs the keys name, kind and family")
-            args = item.get("args") or {}
-            if not isinstance(args, dict):
-                raise ConfigError(f"preset {item['name']!r} in {path}: `args` must be a mapping")
-            self.add(Entry(kind=item["kind"], name=str(item["name"]), origin=f"{origin}:{path.name}",
-                           summary=str(item.get("summary", "")), family=str(item["family"]), args=args))
+        """Load presets from a YAML file (see `read_preset_file`)."""
+        for entry in read_preset_file(path, origin):
+            self.add(entry)
 
     def add_preset_dir(self, path: Path, origin: str) -> None:
         """Load every *.yaml / *.yml file of a folder as presets."""
-        if not path.is_dir():
-            raise ConfigError(f"preset folder {path} does not exist (check --include-path)")
-        for f in sorted([*path.glob("*.yaml"), *path.glob("*.yml")]):
-            self.add_preset_file(f, origin)
+        for entry in read_preset_dir(path, origin):
+            self.add(entry)
 
     # -- lookup -----------------------------------------------------------------------------
     def entries(self, kind: str) -> list[Entry]:
@@ -176,6 +161,40 @@ class Registry:
         component = factory(**r.args)
         component.name = spec
         return component
+
+
+def read_preset_file(path: Path, origin: str) -> list[Entry]:
+    """Preset entries of a YAML file: one mapping, or `presets:` with a list of mappings.
+
+    Each preset has `name`, `kind` (task | rm | strategy | policy), `family` (a registered name
+    or another preset), and optionally `summary` and `args`.
+    """
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read preset file {path}: {e}") from e
+    items = data.get("presets", [data]) if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ConfigError(f"preset file {path} must hold a mapping or a `presets:` list")
+    entries = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not {"name", "kind", "family"} <= item.keys():
+            raise ConfigError(f"preset #{i + 1} in {path} needs the keys name, kind and family")
+        args = item.get("args") or {}
+        if not isinstance(args, dict):
+            raise ConfigError(f"preset {item['name']!r} in {path}: `args` must be a mapping")
+        if item["kind"] not in KINDS:
+            raise ConfigError(f"preset {item['name']!r} in {path}: kind must be one of {', '.join(KINDS)}")
+        entries.append(Entry(kind=item["kind"], name=str(item["name"]), origin=f"{origin}:{path.name}",
+                             summary=str(item.get("summary", "")), family=str(item["family"]), args=args))
+    return entries
+
+
+def read_preset_dir(path: Path, origin: str) -> list[Entry]:
+    """Preset entries of every *.yaml / *.yml file of a folder."""
+    if not path.is_dir():
+        raise ConfigError(f"preset folder {path} does not exist (check --include-path)")
+    return [e for f in sorted([*path.glob("*.yaml"), *path.glob("*.yml")]) for e in read_preset_file(f, origin)]
 
 
 def _flag(kind: str) -> str:

@@ -1,7 +1,5 @@
 """Built-in reward models (a default plugin)."""
 
-from pathlib import Path
-
 from prmbench import hookimpl
 
 
@@ -13,8 +11,3 @@ def register_reward_models(register):  # type: ignore[no-untyped-def]
     register("random", "prmbench.reward_models.random_rm:RandomRM",
              summary="seeded uniform random scores (a lower bound)")
 
-
-@hookimpl
-def register_preset_dirs(register):  # type: ignore[no-untyped-def]
-    """Presets of built-in reward models."""
-    register(Path(__file__).parent / "presets")

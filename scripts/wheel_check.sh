@@ -11,6 +11,7 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q "torch==2.13.0"
 "$work/venv/bin/python" -m pip install -q "$work"/dist/prmbench-*.whl
 cd "$work"
+export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from the wheel is a packaging bug
 "$work/venv/bin/prmbench" ls strategies | grep -q best_of_n_min
 "$work/venv/bin/python" -m prmbench.testing math-pool pool.jsonl --data-dir "$PRMBENCH_DATA_DIR" --problems 5 --samples 4
 "$work/venv/bin/prmbench" run --tasks math500 --policy replay:pool.jsonl --rm oracle --strategy best_of_n \

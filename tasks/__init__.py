@@ -1,7 +1,5 @@
 """Built-in tasks (a default plugin)."""
 
-from pathlib import Path
-
 from prmbench import hookimpl
 
 
@@ -11,8 +9,3 @@ def register_tasks(register):  # type: ignore[no-untyped-def]
     register("math500", "prmbench.tasks.math500:Math500Task",
              summary="MATH-500 (Lightman et al.): 500 competition math problems, graded with math-verify")
 
-
-@hookimpl
-def register_preset_dirs(register):  # type: ignore[no-untyped-def]
-    """Presets of built-in tasks."""
-    register(Path(__file__).parent / "presets")
