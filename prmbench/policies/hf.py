@@ -43,6 +43,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -322,7 +323,10 @@ class HFPolicy(Policy):
 
     def _load_model(self) -> Any:
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
 
+        if not sys.stderr.isatty():  # keep logs of non-interactive runs free of loading bars
+            hf_logging.disable_progress_bar()
         try:
             model, info = AutoModelForCausalLM.from_pretrained(
                 self._source, revision=self.revision, dtype=self.torch_dtype,
