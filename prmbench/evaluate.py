@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from prmbench.errors import DataError
 from prmbench.interfaces import Task
+from prmbench.jsonl import read_jsonl_rows
 
 ID_FIELDS = ("problem_id", "task_id")
 TEXT_FIELDS = ("completion", "solution")
-
-
-def read_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, row) pairs of a JSONL or JSONL.gz file; a bad line is a DataError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"samples file {path} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from e
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{i}: expected a JSON object per line, got {type(row).__name__}")
-                rows.append((i, row))
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {path}: {e}") from e
-    return rows
 
 
 def _field(row: dict[str, Any], names: tuple[str, ...], path: Path, line: int, what: str) -> Any:
@@ -52,7 +27,7 @@ def evaluate_samples(task: Task, samples: str | Path) -> Iterator[dict[str, Any]
     so a bad row fails fast with its line number.
     """
     path = Path(samples)
-    rows = read_rows(path)
+    rows = read_jsonl_rows(path, what="samples file")
     problems = {p.id: p for p in task.load()}
     checked = []
     for line, row in rows:

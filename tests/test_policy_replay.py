@@ -180,12 +180,12 @@ def test_gzip_detected_by_content(tmp_path):
 
 
 @pytest.mark.parametrize("line,match", [
-    ("{not json", "line 2: not valid JSON"),
-    ("[1, 2]", "line 2: expected a JSON object"),
-    (json.dumps({"completions": ["x"]}), "line 2: needs a string `problem_id`"),
-    (json.dumps({"problem_id": "b", "completions": "x"}), "line 2: needs a list `completions`"),
-    (json.dumps({"problem_id": "b", "completions": ["x", 3]}), "line 2: completion 1 of problem 'b'"),
-    (json.dumps({"problem_id": "a", "completions": ["x"]}), "line 2: problem 'a' appears twice"),
+    ("{not json", ":2: not valid JSON"),
+    ("[1, 2]", ":2: expected a JSON object"),
+    (json.dumps({"completions": ["x"]}), ":2: needs a string `problem_id`"),
+    (json.dumps({"problem_id": "b", "completions": "x"}), ":2: needs a list `completions`"),
+    (json.dumps({"problem_id": "b", "completions": ["x", 3]}), ":2: completion 1 of problem 'b'"),
+    (json.dumps({"problem_id": "a", "completions": ["x"]}), ":2: problem 'a' appears twice"),
 ])
 def test_bad_rows(tmp_path, line, match):
     path = _write(tmp_path / "bad.jsonl", [json.dumps({"problem_id": "a", "completions": ["ok"]}), line])

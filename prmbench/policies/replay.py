@@ -21,15 +21,14 @@ message for the prompt, and config() says `token_counts: "estimate"`.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
 
 from prmbench.errors import ConfigError, DataError, ModelLoadError, did_you_mean
 from prmbench.interfaces import Policy
+from prmbench.jsonl import read_jsonl_rows
 from prmbench.types import GenRequest, Generation, Message
 
 CHARS_PER_TOKEN = 4
@@ -59,9 +58,8 @@ class ReplayPolicy(Policy):
                 f"replay file {str(path)!r} does not exist; pass a JSONL(.gz) file of stored generations: "
                 f"--policy replay:path/to/pool.jsonl.gz"
             )
-        raw = self.path.read_bytes()
-        self.sha256 = hashlib.sha256(raw).hexdigest()
-        self._pool = self._parse(raw)
+        self.sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        self._pool = self._parse()
         self.tokenizer_name = tokenizer
         self._tokenizer = self._load_tokenizer(tokenizer) if tokenizer else None
         self._params = int(num_parameters)
@@ -69,28 +67,11 @@ class ReplayPolicy(Policy):
         self._completion_counts: dict[tuple[str, int], int] = {}
 
     # -- loading --------------------------------------------------------------------------------
-    def _parse(self, raw: bytes) -> dict[str, list[str]]:
-        if raw[:2] == b"\x1f\x8b":
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError) as e:
-                raise DataError(f"replay file {self.path} is not a valid gzip file ({e}); re-create or re-download it") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(f"replay file {self.path} is not UTF-8 text ({e}); it must be JSONL or JSONL.gz") from None
+    def _parse(self) -> dict[str, list[str]]:
         pool: dict[str, list[str]] = {}
         lines: dict[str, int] = {}
-        for no, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{self.path} line {no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e.msg}); every line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object with problem_id/task_id and completions")
+        for no, row in read_jsonl_rows(self.path, what="replay file"):
+            where = f"{self.path}:{no}"
             pid = row.get("problem_id", row.get("task_id"))
             if isinstance(pid, bool) or not isinstance(pid, (str, int)):
                 raise DataError(f"{where}: needs a string `problem_id` (or `task_id`), got {pid!r}")
