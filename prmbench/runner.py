@@ -295,6 +295,10 @@ class Runner:
                 for cell in (c for c in cells if c.task == tname):
                     rm = rms[cell.rm] if cell.rm != NO_RM else _NoRM()
                     self._run_cell(cell, calls, rm, strategies[cell.strategy], problems[tname])
+        except BaseException as e:  # Ctrl-C or a crash: say so in run.json; finished records are on disk
+            run["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else f"failed: {type(e).__name__}"
+            write_json_atomic(self.output / RUN_FILE, run)
+            raise
         finally:
             cache.close()
             policy.close()

@@ -133,6 +133,7 @@ def test_interrupt_keeps_work_and_resume_completes(spec, counting_registry, tmp_
     monkeypatch.setattr(Math500Task, "grade", flaky_grade)
     with pytest.raises(KeyboardInterrupt):
         Runner(spec, counting_registry, tmp_path / "run").run()
+    assert load_run(tmp_path / "run").run["status"] == "interrupted"
     kept = sum(len(v) for v in _records(tmp_path / "run").values())
     assert 0 < kept < sum(len(v) for v in reference.values())
     # a crash mid-write leaves a torn last line: it is dropped and recomputed
