@@ -53,6 +53,9 @@ class Component(ABC):
         """A stable id for cache keys: changes when name, version or config change."""
         return f"{self.name}@{self.version}#{config_hash(self.identity())}"
 
+    def close(self) -> None:
+        """Release models, servers, sandboxes or files the component holds."""
+
 
 class Task(Component):
     """A benchmark: loads problems, builds prompts, splits steps, extracts and grades answers.
@@ -105,6 +108,14 @@ class Task(Component):
         """A cheap normalised form; answers with different keys may still be `same_answer`."""
         return answer.strip()
 
+    def vote_keys(self, problem: Problem, answers: Sequence[str]) -> list[str] | None:
+        """Exact voting keys for many answers at once, or None to vote by `same_answer`.
+
+        Code tasks return a fingerprint of each program's behaviour on the problem's public
+        examples (never its hidden tests), so programs that behave alike vote together.
+        """
+        return None
+
 
 class Policy(Component):
     """A generation backend that turns GenRequests into Generations.
@@ -132,8 +143,6 @@ class Policy(Component):
         """Problems this backend can serve (replay: those in its file); None means any."""
         return None
 
-    def close(self) -> None:
-        """Release models, servers or files held by the backend."""
 
 
 class RewardModel(Component):
@@ -154,9 +163,6 @@ class RewardModel(Component):
     @abstractmethod
     def score(self, task: Task, problem: Problem, candidates: Sequence[Sequence[str]]) -> list[RMOutput]:
         """One RMOutput per candidate, with scores in [0, 1]."""
-
-    def close(self) -> None:
-        """Release resources."""
 
 
 class Strategy(Component):

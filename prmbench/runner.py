@@ -301,9 +301,8 @@ class Runner:
             raise
         finally:
             cache.close()
-            policy.close()
-            for r in rms.values():
-                r.close()
+            for component in [policy, *rms.values(), *tasks.values(), *strategies.values()]:
+                component.close()
         run["status"] = "complete"
         run["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
         write_json_atomic(self.output / RUN_FILE, run)

@@ -26,7 +26,7 @@ class MajorityVote(Strategy):
     def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
         """Sample and vote."""
         cands = ctx.sample_full(ctx.budget.n)
-        clusters = cluster_answers(ctx.task, cands, finished(cands))
+        clusters = cluster_answers(ctx.task, problem, cands, finished(cands))
         if not clusters:
             return SearchResult(candidates=tuple(cands), chosen=0 if cands else None,
                                 info={"votes": [], "note": "no candidate had a final answer"})

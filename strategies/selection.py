@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from prmbench.interfaces import Task
-from prmbench.types import Candidate
+from prmbench.types import Candidate, Problem
 
 
 def finished(candidates: Sequence[Candidate]) -> list[int]:
@@ -30,20 +30,24 @@ def argmax_score(candidates: Sequence[Candidate], eligible: Sequence[int]) -> in
     return best
 
 
-def cluster_answers(task: Task, candidates: Sequence[Candidate], eligible: Sequence[int]) -> list[list[int]]:
+def cluster_answers(task: Task, problem: Problem, candidates: Sequence[Candidate],
+                    eligible: Sequence[int]) -> list[list[int]]:
     """Group eligible candidates whose final answers the task deems equivalent.
 
-    Candidates are first grouped by the task's cheap `answer_key`; groups are then merged when
-    their representatives are `same_answer`. Candidates without an answer are left out.
-    Clusters are ordered by their first member's index.
+    When the task provides exact `vote_keys` (code: behaviour on public examples), those group
+    the candidates. Otherwise candidates are grouped by the cheap `answer_key` and groups are
+    merged when their representatives are `same_answer`. Candidates without an answer are left
+    out. Clusters are ordered by their first member's index.
     """
+    with_answer = [i for i in eligible if candidates[i].answer is not None]
+    exact = task.vote_keys(problem, [candidates[i].answer for i in with_answer])  # type: ignore[misc]
     by_key: dict[str, list[int]] = {}
-    for i in eligible:
-        a = candidates[i].answer
-        if a is None:
-            continue
-        by_key.setdefault(task.answer_key(a), []).append(i)
+    for n, i in enumerate(with_answer):
+        key = exact[n] if exact is not None else task.answer_key(candidates[i].answer)  # type: ignore[arg-type]
+        by_key.setdefault(key, []).append(i)
     clusters: list[list[int]] = []
+    if exact is not None:
+        return sorted(by_key.values(), key=lambda cl: cl[0])
     for members in by_key.values():
         rep = candidates[members[0]].answer
         for cl in clusters:

@@ -43,7 +43,7 @@ def test_argmax_prefers_finished_and_breaks_ties_by_index():
 
 def test_clusters_use_task_equivalence(task):
     cs = [cand("\\frac{1}{2}"), cand("7"), cand("0.5"), cand(None), cand("\\dfrac12"), cand("7.0"), cand("8")]
-    clusters = cluster_answers(task, cs, finished(cs))
+    clusters = cluster_answers(task, Problem(id="p", task="math500", question="q"), cs, finished(cs))
     assert clusters == [[0, 2, 4], [1, 5], [6]]
 
 
