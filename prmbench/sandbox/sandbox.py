@@ -1,0 +1,171 @@
+"""`Sandbox`: choose an isolation level, keep a pool of worker slots, run programs."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Sequence
+
+from prmbench.errors import ConfigError
+from prmbench.sandbox.slot import SlotStartError, WorkerSlot
+from prmbench.sandbox.types import ISOLATION_LEVELS, WEAK_LEVELS, ExecResult, Limits
+
+_probe_cache: dict[tuple[str, str], str | None] = {}
+_probe_lock = threading.Lock()
+
+_HOW_TO_FIX = (
+    "Install bubblewrap (`apt-get install -y bubblewrap`; scripts/setup.sh does this) and make "
+    "sure namespaces are allowed (in a container: run it with --privileged or a seccomp profile "
+    "that permits unshare/mount), or pass allow_unsafe=True to accept the weak 'rlimits' level "
+    "(resource limits only: no filesystem or network isolation)."
+)
+
+
+def probe_level(level: str, python: str) -> str | None:
+    """Check that `level` works here by starting a worker and running a tiny program.
+
+    Returns None when it works, else the reason it does not. Results are cached per
+    (level, interpreter) for the life of the process.
+    """
+    key = (level, os.path.realpath(python))
+    with _probe_lock:
+        if key in _probe_cache:
+            return _probe_cache[key]
+        slot = None
+        try:
+            slot = WorkerSlot(level, python)
+            result = slot.run("import os, sys\nprint(os.getuid(), sys.stdin.read())", "probe", Limits(wall_seconds=30))
+            if result.status != "ok" or not result.stdout.endswith("probe\n"):
+                reason: str | None = f"test program got status {result.status!r}: {result.message} {result.stderr[-500:]}"
+            elif result.stdout.split()[0] == "0":
+                reason = "test program ran as uid 0"
+            else:
+                reason = None
+        except (SlotStartError, OSError, ValueError) as exc:
+            reason = str(exc)
+        finally:
+            if slot is not None:
+                slot.close()
+        _probe_cache[key] = reason
+        return reason
+
+
+class Sandbox:
+    """Runs untrusted Python programs, each in a fresh child process under isolation.
+
+    Args:
+        isolation: "auto" (the strongest level that works here: "bwrap", then
+            "unshare+uid", then - only with ``allow_unsafe`` - "rlimits") or one level by
+            name, which must work or the constructor raises ConfigError. The level used is
+            in `self.isolation` and on every `ExecResult`; it never changes silently.
+        workers: Number of worker slots, i.e. programs that can run at once (default: one
+            per CPU core). Each slot is a long-lived worker process, started on first use,
+            that forks a fresh child per program; as root each slot runs programs under its
+            own non-root uid/gid (65000 + n).
+        allow_unsafe: Permit the weak "rlimits" level (no filesystem or network isolation).
+        python: Interpreter to run programs with (default: this one, ``sys.executable``).
+
+    `run` is thread-safe: call it from several threads (or use `run_many`) to use all slots.
+    Use as a context manager or call `close()` to stop the workers.
+    """
+
+    def __init__(
+        self,
+        isolation: str = "auto",
+        workers: int | None = None,
+        allow_unsafe: bool = False,
+        python: str | None = None,
+    ) -> None:
+        if isolation != "auto" and isolation not in ISOLATION_LEVELS:
+            raise ConfigError(
+                f"unknown sandbox isolation {isolation!r}; use 'auto' or one of {', '.join(ISOLATION_LEVELS)}."
+            )
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ConfigError(f"Sandbox workers must be a positive integer or None, got {workers!r}.")
+        self.python = python or sys.executable
+        self.allow_unsafe = allow_unsafe
+        self.isolation = self._choose(isolation)
+        self.workers = workers or os.cpu_count() or 1
+        self._slots = [WorkerSlot(self.isolation, self.python) for _ in range(self.workers)]
+        self._free: queue.SimpleQueue[WorkerSlot] = queue.SimpleQueue()
+        for slot in self._slots:
+            self._free.put(slot)
+        self._closed = False
+
+    def _choose(self, requested: str) -> str:
+        """Pick the isolation level (see the class docstring); raise ConfigError if none."""
+        if requested != "auto":
+            if requested in WEAK_LEVELS and not self.allow_unsafe:
+                raise ConfigError(
+                    f"isolation {requested!r} is weak (resource limits only, no filesystem or network "
+                    "isolation); pass allow_unsafe=True to use it."
+                )
+            reason = probe_level(requested, self.python)
+            if reason is not None:
+                raise ConfigError(f"sandbox isolation {requested!r} is not usable here: {reason}. {_HOW_TO_FIX}")
+            return requested
+        reasons = []
+        for level in ISOLATION_LEVELS:
+            if level in WEAK_LEVELS and not self.allow_unsafe:
+                continue
+            reason = probe_level(level, self.python)
+            if reason is None:
+                return level
+            reasons.append(f"{level}: {reason}")
+        tried = "; ".join(reasons) if reasons else "none"
+        raise ConfigError(f"no usable sandbox isolation (tried {tried}). {_HOW_TO_FIX}")
+
+    def run(self, program: str, stdin: str = "", limits: Limits = Limits()) -> ExecResult:
+        """Run Python source `program` with `stdin` under `limits` and return its result.
+
+        The program runs in a fresh child process (forked from the slot's worker) as
+        ``__main__``, with its stdin/stdout/stderr on pipes and its working directory (and
+        $HOME, $TMPDIR) on a private, emptied-after-each-run /tmp. Every process it starts is
+        killed when it exits or hits a limit. Never raises for anything the program does;
+        failures of the sandbox itself come back as status "sandbox_error".
+        """
+        if self._closed:
+            raise ConfigError("this Sandbox is closed; create a new one.")
+        if not isinstance(limits, Limits):
+            raise ConfigError(f"limits must be a prmbench.sandbox.Limits, got {type(limits).__name__}.")
+        slot = self._free.get()
+        try:
+            try:
+                return slot.run(program, stdin, limits)
+            except SlotStartError as exc:
+                return ExecResult("sandbox_error", None, "", "", 0.0, self.isolation, str(exc)[:1000])
+        finally:
+            self._free.put(slot)
+
+    def run_many(
+        self, programs: Sequence[str], stdins: Iterable[str] | None = None, limits: Limits = Limits()
+    ) -> list[ExecResult]:
+        """Run several programs in parallel on all slots; results in input order."""
+        stdin_list = list(stdins) if stdins is not None else [""] * len(programs)
+        if len(stdin_list) != len(programs):
+            raise ConfigError(f"run_many got {len(programs)} programs but {len(stdin_list)} stdins.")
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(lambda ps: self.run(ps[0], ps[1], limits), zip(programs, stdin_list)))
+
+    def close(self) -> None:
+        """Stop all workers and kill anything they left running. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for slot in self._slots:
+            slot.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,630 @@
+"""The in-sandbox worker: a long-lived process that forks one fresh child per program.
+
+This file is standalone (standard library only). The host starts it inside the isolation
+layer as ``python -I -c <this file's source> [options]``; it must not import prmbench,
+which is not visible inside the sandbox. The host also imports it for the wire format
+(:func:`send_msg`, :func:`recv_msg`).
+
+Life of a worker:
+
+1. Start as root (bwrap/unshare as root) or as the invoking user; optionally mount a private
+   ``/tmp`` (``--mount-tmp``), then drop to the slot's dedicated uid/gid (``--drop-uid``),
+   clear the capability bounding set, set no_new_privs and make itself non-dumpable (so a
+   program running under the same uid cannot ptrace it or read its fds).
+2. Verify that root's powers are gone (uid/gid non-zero, no capabilities, ``setuid(0)``
+   fails) and report the result in a hello message. It never runs a program as uid 0.
+3. Loop: read a request (program, stdin, limits), fork a child that calls ``setsid()``, sets
+   the rlimits and ``exec``s the program; feed stdin and read stdout/stderr through pipes
+   (capped at ``max_output_bytes``), enforce the wall deadline, then kill every process
+   left over (``kill(-1)`` when that can only reach the sandbox, plus a walk of the
+   process tree), wipe the working directory and send the result.
+
+Wire format: each message is a 4-byte big-endian length followed by that many bytes of
+UTF-8 JSON. Output bytes travel base64-encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import time
+
+MAX_REQUEST_BYTES = 256 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+# Statuses the worker may report (the host validates replies against this set).
+STATUSES = ("ok", "runtime_error", "timeout", "memory", "output_limit", "sandbox_error")
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def send_msg(fd: int, obj: dict) -> None:
+    """Write one length-prefixed JSON message to file descriptor `fd` (blocking)."""
+    data = json.dumps(obj).encode("utf-8")
+    buf = memoryview(_HEADER.pack(len(data)) + data)
+    while buf:
+        try:
+            n = os.write(fd, buf)
+        except InterruptedError:
+            continue
+        buf = buf[n:]
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
+    """Read exactly `n` bytes from `fd`; None on EOF. Raises TimeoutError past `deadline`."""
+    chunks: list[bytes] = []
+    remaining = n
+    while remaining:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                raise TimeoutError
+        try:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+        except InterruptedError:
+            continue
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_msg(fd: int, deadline: float | None = None, max_bytes: int = MAX_REQUEST_BYTES) -> dict | None:
+    """Read one message from `fd`; None on EOF.
+
+    Raises TimeoutError when `deadline` (a ``time.monotonic()`` value) passes and ValueError
+    when the message is larger than `max_bytes` or is not a JSON object.
+    """
+    header = _read_exact(fd, _HEADER.size, deadline)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > max_bytes:
+        raise ValueError(f"message of {size} bytes exceeds the {max_bytes}-byte cap")
+    body = _read_exact(fd, size, deadline)
+    if body is None:
+        return None
+    obj = json.loads(body.decode("utf-8"))
+    if not isinstance(obj, dict):
+        raise ValueError("message is not a JSON object")
+    return obj
+
+
+# --------------------------------------------------------------------------- privileges
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+_MS_NOSUID = 2
+_MS_NODEV = 4
+
+
+def _libc():  # type: ignore[no-untyped-def]
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, arg: int) -> int:
+    return int(_libc().prctl(option, arg, 0, 0, 0))
+
+
+def _mount_tmpfs(target: str, size_mb: int) -> None:
+    """Mount a fresh tmpfs on `target` (needs CAP_SYS_ADMIN in our mount namespace)."""
+    import ctypes
+
+    libc = _libc()
+    opts = f"size={size_mb}m,mode=1777".encode()
+    if libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on {target}: {os.strerror(err)}")
+
+
+def _capabilities() -> dict[str, str]:
+    """The Cap* lines of /proc/self/status (hex masks)."""
+    caps: dict[str, str] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Cap"):
+                key, _, value = line.partition(":")
+                caps[key] = value.strip()
+    return caps
+
+
+def _drop_privileges(uid: int, gid: int) -> None:
+    """Become `uid`/`gid` for good: empty groups, bounding set cleared, no_new_privs."""
+    for cap in range(64):  # needs CAP_SETPCAP; harmless (EINVAL/EPERM) past the last cap
+        _prctl(_PR_CAPBSET_DROP, cap)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    _clear_capabilities()
+
+
+def _clear_capabilities() -> None:
+    """Empty the effective, permitted, inheritable and ambient sets (lowering is always allowed)."""
+    import ctypes
+
+    libc = _libc()
+    _prctl_ambient_clear = libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+    del _prctl_ambient_clear
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    if libc.capset(ctypes.byref(header), data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
+
+
+def _root_powers_left() -> list[str]:
+    """Problems that show we could still act as root (empty when all powers are gone)."""
+    problems = []
+    if 0 in os.getresuid():
+        problems.append(f"uid is still 0 (resuid={os.getresuid()})")
+    if 0 in os.getresgid():
+        problems.append(f"gid is still 0 (resgid={os.getresgid()})")
+    caps = _capabilities()
+    for key in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        if key in caps and int(caps[key], 16) != 0:
+            problems.append(f"{key}={caps[key]}")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        problems.append("setuid(0) succeeded")
+    return problems
+
+
+# --------------------------------------------------------------------------- killing
+
+
+def _children_of(pid: int) -> list[int]:
+    """Direct children of `pid` from /proc (all its threads)."""
+    kids: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids.extend(int(x) for x in f.read().split())
+        except OSError:
+            continue
+    return kids
+
+
+def _reap_all() -> None:
+    """Reap every exited child without blocking."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def kill_everything(kill_all_allowed: bool) -> None:
+    """Kill every process this worker's programs left behind, then reap them.
+
+    With `kill_all_allowed` (we are pid 1 of a private pid namespace, or run under a uid
+    reserved for this slot) ``kill(-1, SIGKILL)`` reaches exactly the sandbox's processes.
+    Otherwise, and in addition, walk our process tree: orphans are re-parented to us (pid 1
+    or child subreaper), so repeating the walk catches ``setsid()``-ed grandchildren.
+    """
+    me = os.getpid()
+    for _ in range(200):
+        found = False
+        if kill_all_allowed:
+            try:
+                os.kill(-1, signal.SIGKILL)
+                found = True
+            except ProcessLookupError:
+                pass
+        stack = _children_of(me)
+        while stack:
+            pid = stack.pop()
+            stack.extend(_children_of(pid))
+            try:
+                os.kill(pid, signal.SIGKILL)
+                found = True
+            except ProcessLookupError:
+                pass
+        if not found:
+            _reap_all()
+            return
+        time.sleep(0.001)
+        _reap_all()
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _child(program: str, limits: dict, fds: tuple[int, int, int, int], workdir: str) -> None:
+    """Run in the forked child: set up fds, session and rlimits, run `program`, _exit."""
+    import resource
+
+    stdin_r, stdout_w, stderr_w, status_w = fds
+    try:
+        os.setsid()
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.dup2(stdin_r, 0)
+        os.dup2(stdout_w, 1)
+        os.dup2(stderr_w, 2)
+        os.closerange(3, status_w)
+        os.closerange(status_w + 1, 1 << 16)
+        os.chdir(workdir)
+        cpu = max(1, int(-(-limits["cpu_seconds"] // 1)))
+        mem = int(limits["memory_mb"]) * 1024 * 1024
+        fsize = int(limits["max_file_mb"]) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits["max_open_files"]),) * 2)
+        # The worker itself counts against RLIMIT_NPROC (same uid), hence the +1.
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(limits["max_processes"]) + 1,) * 2)
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    except BaseException as exc:  # setup failed: report it as a sandbox problem
+        try:
+            os.write(status_w, b"S" + repr(exc).encode()[:500])
+        finally:
+            os._exit(125)
+
+    import builtins
+    import io
+    import linecache
+    import traceback
+
+    # Fresh standard streams on the new fds (nothing buffered from the worker).
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace")
+    sys.stderr = sys.__stderr__ = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", line_buffering=True
+    )
+    sys.argv = ["<program>"]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+    os.environ.clear()
+    os.environ.update(env)
+    lines = program.splitlines(keepends=True)
+    linecache.cache["<program>"] = (len(program), None, lines, "<program>")
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+
+    code = 0
+    try:
+        try:
+            exec(compile(program, "<program>", "exec"), namespace)
+        finally:
+            try:
+                import threading
+
+                threading._shutdown()  # type: ignore[attr-defined]  # wait for non-daemon threads
+            except BaseException:
+                pass
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            try:
+                print(exc.code, file=sys.stderr)
+            except BaseException:
+                pass
+            code = 1
+    except BaseException as exc:
+        code = 1
+        try:
+            if isinstance(exc, MemoryError):
+                os.write(status_w, b"M")
+            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+            traceback.print_exception(type(exc), exc, tb)
+        except BaseException:
+            pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(code & 0xFF)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _wipe(path: str, keep_root: bool) -> None:
+    """Delete everything under `path` (and `path` itself unless `keep_root`)."""
+    import shutil
+
+    def onerror(func, p, exc_info):  # type: ignore[no-untyped-def]
+        try:
+            os.chmod(os.path.dirname(p) or p, 0o700)
+            if os.path.isdir(p) and not os.path.islink(p):
+                os.chmod(p, 0o700)
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.unlink(p)
+        except OSError:
+            pass
+
+    try:
+        os.chmod(path, 0o1777 if keep_root else 0o700)
+    except OSError:
+        pass
+    if keep_root:
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            return
+        for name in entries:
+            p = os.path.join(path, name)
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p, onerror=onerror)
+            else:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+    else:
+        shutil.rmtree(path, onerror=onerror)
+
+
+def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
+    """Run one request and return the reply (status, exit_code, stdout/stderr base64, ...)."""
+    import tempfile
+
+    limits = req["limits"]
+    program = req["program"]
+    stdin_data = req.get("stdin", "").encode("utf-8")
+    out_cap = int(limits["max_output_bytes"])
+    workdir = "/tmp" if private_tmp else tempfile.mkdtemp(prefix="prmbench-run-")
+
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    status_r, status_w = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _child(program, limits, (stdin_r, stdout_w, stderr_w, status_w), workdir)
+        finally:
+            os._exit(125)
+    for fd in (stdin_r, stdout_w, stderr_w, status_w):
+        os.close(fd)
+
+    deadline = start + float(limits["wall_seconds"])
+    os.set_blocking(stdin_w, False)
+    poller = select.poll()
+    poller.register(stdout_r, select.POLLIN)
+    poller.register(stderr_r, select.POLLIN)
+    open_fds = {stdout_r, stderr_r}
+    buffers: dict[int, bytearray] = {stdout_r: bytearray(), stderr_r: bytearray()}
+    pending = memoryview(stdin_data)
+    if pending:
+        poller.register(stdin_w, select.POLLOUT)
+    else:
+        os.close(stdin_w)
+        stdin_w = -1
+    try:
+        pidfd = os.pidfd_open(pid)
+        poller.register(pidfd, select.POLLIN)
+    except (AttributeError, OSError):
+        pidfd = -1
+
+    wait_status: int | None = None
+    rusage = None
+    timed_out = over_limit = False
+    cleaned_up = False
+    while True:
+        if wait_status is None:
+            done_pid, st, ru = os.wait4(pid, os.WNOHANG)
+            if done_pid == pid:
+                wait_status, rusage = st, ru
+                if pidfd >= 0:
+                    poller.unregister(pidfd)
+                    os.close(pidfd)
+                    pidfd = -1
+        if wait_status is not None and not cleaned_up:
+            # The program is over: leftover (background) processes die with it, so the
+            # pipes reach EOF even when a grandchild still holds them.
+            kill_everything(kill_all_allowed)
+            cleaned_up = True
+            if stdin_w >= 0:
+                poller.unregister(stdin_w)
+                os.close(stdin_w)
+                stdin_w = -1
+        if wait_status is not None and not open_fds:
+            break
+        now = time.monotonic()
+        if now >= deadline:
+            timed_out = True
+            break
+        wait_ms = (deadline - now) * 1000
+        if pidfd < 0 and wait_status is None:
+            wait_ms = min(wait_ms, 5)
+        for fd, event in poller.poll(max(1, int(wait_ms) + 1)):
+            if fd == pidfd:
+                continue  # handled by wait4 at the top of the loop
+            if fd == stdin_w:
+                try:
+                    n = os.write(stdin_w, pending[: 1 << 16])
+                    pending = pending[n:]
+                except BlockingIOError:
+                    continue
+                except OSError:  # EPIPE: the program closed stdin
+                    pending = pending[:0]
+                if not pending:
+                    poller.unregister(stdin_w)
+                    os.close(stdin_w)
+                    stdin_w = -1
+                continue
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            buf = buffers[fd]
+            room = out_cap - len(buf)
+            buf += chunk[: max(0, room)]
+            if len(chunk) > room:
+                over_limit = True
+        if over_limit:
+            break
+    elapsed = time.monotonic() - start
+
+    kill_everything(kill_all_allowed)
+    if wait_status is None:
+        _, wait_status, rusage = os.wait4(pid, 0)
+    for fd in (stdout_r, stderr_r, stdin_w, pidfd):
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    os.set_blocking(status_r, False)
+    try:
+        child_status = os.read(status_r, 1024)
+    except OSError:
+        child_status = b""
+    os.close(status_r)
+    _wipe(workdir, keep_root=private_tmp)
+
+    exit_code: int | None
+    if os.WIFEXITED(wait_status):
+        exit_code = os.WEXITSTATUS(wait_status)
+    else:
+        exit_code = -os.WTERMSIG(wait_status)
+    cpu_used = (rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0
+    message = ""
+    if child_status.startswith(b"S"):
+        status = "sandbox_error"
+        message = "child setup failed: " + child_status[1:].decode("utf-8", "replace")
+    elif over_limit:
+        status, exit_code = "output_limit", None
+        message = f"output exceeded {out_cap} bytes"
+    elif timed_out:
+        status, exit_code = "timeout", None
+        message = f"wall time exceeded {limits['wall_seconds']} s"
+    elif exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_used >= float(limits["cpu_seconds"]) - 0.05:
+        status = "timeout"
+        message = f"CPU time exceeded {limits['cpu_seconds']} s"
+    elif child_status.startswith(b"M"):
+        status = "memory"
+        message = f"memory limit ({limits['memory_mb']} MB address space) exceeded"
+    elif exit_code == 0:
+        status = "ok"
+    else:
+        status = "runtime_error"
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "stdout": base64.b64encode(bytes(buffers[stdout_r])).decode("ascii"),
+        "stderr": base64.b64encode(bytes(buffers[stderr_r])).decode("ascii"),
+        "wall_seconds": elapsed,
+        "cpu_seconds": cpu_used,
+        "message": message,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry point. Options: --drop-uid N --drop-gid N --mount-tmp MB --private-tmp."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="prmbench-sandbox-worker")
+    parser.add_argument("--drop-uid", type=int, default=None)
+    parser.add_argument("--drop-gid", type=int, default=None)
+    parser.add_argument("--mount-tmp", type=int, default=0, metavar="MB")
+    parser.add_argument("--private-tmp", action="store_true")
+    args = parser.parse_args(argv)
+
+    # Control channel on private fds; 0/1 become /dev/null so stray prints cannot corrupt it.
+    ctl_in, ctl_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a program must not be able to interrupt us
+
+    hello: dict = {"ok": True, "pid": os.getpid()}
+    try:
+        if args.mount_tmp:
+            _mount_tmpfs("/tmp", args.mount_tmp)
+        if args.drop_uid is not None:
+            _drop_privileges(args.drop_uid, args.drop_gid if args.drop_gid is not None else args.drop_uid)
+        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        _prctl(_PR_SET_DUMPABLE, 0)
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        problems = _root_powers_left()
+        if problems:
+            raise PermissionError("refusing to run programs with root powers: " + "; ".join(problems))
+        stdlib = os.path.dirname(os.__file__)
+        if not os.access(stdlib, os.R_OK | os.X_OK):
+            raise PermissionError(
+                f"the interpreter's standard library {stdlib} is not readable by uid {os.getuid()}"
+            )
+    except BaseException as exc:
+        send_msg(ctl_out, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    dedicated_uid = args.drop_uid is not None
+    kill_all_allowed = dedicated_uid or os.getpid() == 1
+    hello.update(
+        uid=os.getuid(), gid=os.getgid(), caps=_capabilities(), pid1=os.getpid() == 1,
+        python=sys.version.split()[0],
+    )
+    send_msg(ctl_out, hello)
+
+    while True:
+        try:
+            req = recv_msg(ctl_in)
+        except (ValueError, OSError) as exc:
+            send_msg(ctl_out, {"status": "sandbox_error", "message": f"bad request: {exc}"})
+            return 1
+        if req is None:  # host went away
+            kill_everything(kill_all_allowed)
+            return 0
+        try:
+            reply = run_one(req, kill_all_allowed, args.private_tmp)
+        except Exception as exc:  # a bug or resource exhaustion in the worker itself
+            kill_everything(kill_all_allowed)
+            reply = {"status": "sandbox_error", "message": f"worker error: {type(exc).__name__}: {exc}"}
+        send_msg(ctl_out, reply)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
