@@ -214,15 +214,21 @@ def _children_of(pid: int) -> list[int]:
     return kids
 
 
+#: Exit status and rusage of children reaped by `_reap_all`, by pid (so that the program's
+#: own status is not lost when the clean-up reaps it first).
+reaped: dict[int, tuple[int, object]] = {}
+
+
 def _reap_all() -> None:
-    """Reap every exited child without blocking."""
+    """Reap every exited child without blocking, recording statuses in `reaped`."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status, rusage = os.wait3(os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        reaped[pid] = (status, rusage)
 
 
 def kill_everything(kill_all_allowed: bool) -> None:
@@ -237,10 +243,11 @@ def kill_everything(kill_all_allowed: bool) -> None:
     for _ in range(200):
         found = False
         if kill_all_allowed:
+            # Its return value says little (it reports the last target's error), so only
+            # the tree walk below decides whether anything is left.
             try:
                 os.kill(-1, signal.SIGKILL)
-                found = True
-            except ProcessLookupError:
+            except OSError:
                 pass
         stack = _children_of(me)
         while stack:
@@ -249,7 +256,7 @@ def kill_everything(kill_all_allowed: bool) -> None:
             try:
                 os.kill(pid, signal.SIGKILL)
                 found = True
-            except ProcessLookupError:
+            except OSError:
                 pass
         if not found:
             _reap_all()
@@ -411,6 +418,7 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
     stdout_r, stdout_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
     status_r, status_w = os.pipe()
+    reaped.clear()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -446,7 +454,10 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
     cleaned_up = False
     while True:
         if wait_status is None:
-            done_pid, st, ru = os.wait4(pid, os.WNOHANG)
+            if pid in reaped:
+                done_pid, (st, ru) = pid, reaped[pid]
+            else:
+                done_pid, st, ru = os.wait4(pid, os.WNOHANG)
             if done_pid == pid:
                 wait_status, rusage = st, ru
                 if pidfd >= 0:
@@ -506,7 +517,11 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
 
     kill_everything(kill_all_allowed)
     if wait_status is None:
-        _, wait_status, rusage = os.wait4(pid, 0)
+        if pid in reaped:
+            wait_status, rusage = reaped[pid]  # type: ignore[assignment]
+        else:
+            _, wait_status, rusage = os.wait4(pid, 0)
+    reaped.clear()
     for fd in (stdout_r, stderr_r, stdin_w, pidfd):
         if fd >= 0:
             try:
