@@ -95,6 +95,11 @@ class Sandbox:
             self._free.put(slot)
         self._closed = False
 
+    @property
+    def uids(self) -> list[int]:
+        """The dedicated uids of the slots (empty when not running as root)."""
+        return [slot.uid for slot in self._slots if slot.uid is not None]
+
     def _choose(self, requested: str) -> str:
         """Pick the isolation level (see the class docstring); raise ConfigError if none."""
         if requested != "auto":

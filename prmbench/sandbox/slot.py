@@ -57,17 +57,20 @@ def reserve_uid() -> tuple[int, int]:
     raise SlotStartError(f"no free sandbox uid in {BASE_UID}..{BASE_UID + UID_RANGE - 1}")
 
 
-def processes_of_uid(uid: int) -> list[int]:
-    """Pids of live processes whose real uid is `uid` (from /proc)."""
+def processes_of_uid(uid: int, include_zombies: bool = True) -> list[int]:
+    """Pids of processes whose real uid is `uid` (from /proc); zombies only if asked."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/status") as f:
+                zombie = False
                 for line in f:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) == uid:
+                    if line.startswith("State:"):
+                        zombie = line.split()[1] in ("Z", "X")
+                    elif line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid and (include_zombies or not zombie):
                             pids.append(int(name))
                         break
         except (OSError, ValueError, IndexError):
@@ -150,16 +153,24 @@ class WorkerSlot:
             return ""
 
     def kill(self) -> None:
-        """Kill the worker and everything it started (its whole namespace / uid)."""
+        """Kill the worker and everything it started (its whole namespace / uid).
+
+        As root the slot's uid is ours alone, so every process under it is the worker or a
+        leftover: they are killed first (the worker is pid 1 of the sandbox's pid namespace,
+        so that tears the namespace down) and bwrap, their parent, then exits and reaps
+        them. The worker's process group is killed in any case.
+        """
         proc, self._proc = self._proc, None
+        if self.dedicated and self.uid is not None:
+            self._kill_uid(self.uid)
         if proc is not None:
+            try:
+                proc.wait(timeout=0.5 if self.dedicated else 0)
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.kill()
-            except OSError:
                 pass
             for stream in (proc.stdin, proc.stdout):
                 try:
@@ -171,20 +182,24 @@ class WorkerSlot:
             except subprocess.TimeoutExpired:
                 pass
         if self.dedicated and self.uid is not None:
-            # The uid is ours alone: anything still running under it is a leftover.
-            for _ in range(50):
-                pids = processes_of_uid(self.uid)
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.01)
+            self._kill_uid(self.uid)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+    @staticmethod
+    def _kill_uid(uid: int) -> None:
+        """SIGKILL every live process of `uid` until none is left (zombies excepted)."""
+        for _ in range(200):
+            pids = processes_of_uid(uid, include_zombies=False)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
 
     def close(self) -> None:
         """Kill the worker and release the uid."""
