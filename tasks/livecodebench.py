@@ -162,6 +162,7 @@ class LiveCodeBenchTask(Task):
         self._sandbox: Any = None
         self._sandbox_lock = threading.Lock()
         self._hidden: dict[str, tuple[Any, str]] = {}
+        self._cache_lock = threading.Lock()
         self._hidden_cache: OrderedDict[str, tuple[TestCase, ...]] = OrderedDict()
         self._public_cache: OrderedDict[tuple[str, str], tuple[TestOutcome, ...]] = OrderedDict()
 
@@ -300,7 +301,8 @@ class LiveCodeBenchTask(Task):
         if problem.id not in self._hidden:
             raise DataError(f"{TASK_NAME}: problem {problem.id!r} is not in the loaded data "
                             f"({self.release_version}, window {self.start_date}..{self.end_date})")
-        cached = self._hidden_cache.get(problem.id)
+        with self._cache_lock:
+            cached = self._hidden_cache.get(problem.id)
         if cached is None:
             raw, where = self._hidden[problem.id]
             cached = tuple(decode_test_cases(raw, where))
@@ -308,9 +310,10 @@ class LiveCodeBenchTask(Task):
             bad = [i for i, t in enumerate(cached) if t.testtype != kind]
             if bad:
                 raise DataError(f"{where}: hidden test {bad[0]} is {cached[bad[0]].testtype!r} but the problem is {kind!r}")
-            self._hidden_cache[problem.id] = cached
-            while len(self._hidden_cache) > 8:
-                self._hidden_cache.popitem(last=False)
+            with self._cache_lock:
+                self._hidden_cache[problem.id] = cached
+                while len(self._hidden_cache) > 8:
+                    self._hidden_cache.popitem(last=False)
         return list(cached)
 
     # -- prompting ---------------------------------------------------------------------------
@@ -356,10 +359,14 @@ class LiveCodeBenchTask(Task):
                 self._sandbox.close()
                 self._sandbox = None
 
-    def _limits(self) -> Any:
+    def _limits(self, tests: Sequence[TestCase]) -> Any:
+        """Per-run limits; the output cap leaves room for the longest expected output of `tests`
+        (real problems print megabytes) and never drops below 1 MB."""
         from prmbench.sandbox import Limits
 
-        return Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout, memory_mb=self.memory_mb)
+        longest = max((len(t.output.encode()) for t in tests), default=0)
+        return Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout, memory_mb=self.memory_mb,
+                      max_output_bytes=max(1_000_000, 4 * longest + 65_536))
 
     def _program(self, problem: Problem, code: str) -> str:
         if problem.metadata.get("testtype") == "functional":
@@ -396,6 +403,15 @@ class LiveCodeBenchTask(Task):
         return TestOutcome("passed" if ok else "wrong_answer", observed, iso,
                            "" if ok else f"printed {observed[:200]!r}")
 
+    def _execute(self, problem: Problem, jobs: Sequence[tuple[str, TestCase]]) -> list[TestOutcome]:
+        """Run (code, test) pairs in parallel on the sandbox slots; outcomes in order."""
+        if not jobs:
+            return []
+        programs = {code: self._program(problem, code) for code, _ in jobs}
+        results = self.sandbox.run_many([programs[c] for c, _ in jobs], [t.input for _, t in jobs],
+                                        self._limits([t for _, t in jobs]))
+        return [self._judge(problem, t, r) for (_, t), r in zip(jobs, results)]
+
     def run_tests(self, problem: Problem, code: str, tests: Sequence[TestCase],
                   fail_fast: bool = True) -> list[TestOutcome]:
         """Run `code` on `tests` in the sandbox, `workers` at a time, in order.
@@ -403,44 +419,45 @@ class LiveCodeBenchTask(Task):
         With `fail_fast`, stops after the batch holding the first failure (later tests are
         not run, as upstream stops at the first failing test).
         """
-        program = self._program(problem, code)
-        limits = self._limits()
-        sb = self.sandbox
-        batch = max(1, int(getattr(sb, "workers", 1) or 1))
+        batch = max(1, int(getattr(self.sandbox, "workers", 1) or 1))
         out: list[TestOutcome] = []
         for start in range(0, len(tests), batch):
-            chunk = tests[start:start + batch]
-            results = sb.run_many([program] * len(chunk), [t.input for t in chunk], limits)
-            for t, r in zip(chunk, results):
-                out.append(self._judge(problem, t, r))
+            out.extend(self._execute(problem, [(code, t) for t in tests[start:start + batch]]))
             if fail_fast and any(o.status != "passed" for o in out):
                 break
         return out
 
-    def _public_outcomes(self, problem: Problem, code: str) -> tuple[TestOutcome, ...]:
-        key = (problem.id, hashlib.sha256(code.encode()).hexdigest())
-        hit = self._public_cache.get(key)
-        if hit is None:
-            hit = tuple(self.run_tests(problem, code, self.public_tests(problem), fail_fast=False))
-            self._public_cache[key] = hit
-            while len(self._public_cache) > 256:
+    def _public_outcomes_many(self, problem: Problem, codes: Sequence[str]) -> list[tuple[TestOutcome, ...]]:
+        """Each program's outcomes on all public examples (cached; new programs run together)."""
+        tests = self.public_tests(problem)
+        keys = [(problem.id, hashlib.sha256(c.encode()).hexdigest()) for c in codes]
+        with self._cache_lock:
+            todo = list(dict.fromkeys(c for c, k in zip(codes, keys) if k not in self._public_cache))
+        outcomes = self._execute(problem, [(c, t) for c in todo for t in tests])
+        with self._cache_lock:
+            for n, c in enumerate(todo):
+                key = (problem.id, hashlib.sha256(c.encode()).hexdigest())
+                self._public_cache[key] = tuple(outcomes[n * len(tests):(n + 1) * len(tests)])
+            found = [self._public_cache.get(k) for k in keys]
+            while len(self._public_cache) > 512:
                 self._public_cache.popitem(last=False)
-        return hit
+        return [f if f is not None else () for f in found]
 
     def public_pass_fraction(self, problem: Problem, code: str | None) -> float:
         """Share of the public examples `code` passes (0.0 without code or examples)."""
         tests = self.public_tests(problem)
         if not code or not tests:
             return 0.0
-        outcomes = self._public_outcomes(problem, code)
+        outcomes = self._public_outcomes_many(problem, [code])[0]
         return sum(o.status == "passed" for o in outcomes) / len(tests)
 
     def vote_keys(self, problem: Problem, answers: Sequence[str]) -> list[str] | None:
         """A fingerprint of each program's behaviour on the public examples (never hidden tests)."""
+        runs = self._public_outcomes_many(problem, [a for a in answers if a])
+        by_code = dict(zip([a for a in answers if a], runs))
         keys = []
         for code in answers:
-            outcomes = self._public_outcomes(problem, code) if code else ()
-            blob = json.dumps([o.observed for o in outcomes])
+            blob = json.dumps([o.observed for o in by_code.get(code, ())] if code else ["<no code>"])
             keys.append(hashlib.sha256(blob.encode()).hexdigest()[:16])
         return keys
 
