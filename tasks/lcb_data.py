@@ -65,6 +65,8 @@ class TestCase:
     method; `output` is the JSON of its return value).
     """
 
+    __test__ = False  # not a pytest test class
+
     input: str
     output: str
     testtype: TestType

@@ -86,6 +86,8 @@ class TestOutcome:
     JSON text, or the failure status) for behaviour fingerprints; `message` explains failures.
     """
 
+    __test__ = False  # not a pytest test class
+
     status: str
     observed: str
     isolation: str
