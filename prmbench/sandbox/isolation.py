@@ -82,6 +82,7 @@ def bwrap_command(python: str, as_root: bool, uid: int) -> list[str]:
         elif os.path.isdir(top):
             cmd += ["--ro-bind", top, top]
             binds.append(top)
+    cmd += ["--perms", "0755", "--dir", "/etc"]
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
         if os.path.exists(etc):
             cmd += ["--ro-bind", etc, etc]

@@ -245,7 +245,10 @@ class WorkerSlot:
             detail = self._stderr_text()
             self.kill()
             return self._error("worker died" + (f": {detail}" if detail else ""), time.monotonic() - start)
-        return self._result(reply, limits, time.monotonic() - start)
+        result = self._result(reply, limits, time.monotonic() - start)
+        if reply.get("retire") is True:
+            self.kill()  # the next run gets a fresh worker (and a fresh /tmp)
+        return result
 
     def _result(self, reply: dict, limits: Limits, host_wall: float) -> ExecResult:
         """Validate a worker reply and turn it into an ExecResult."""

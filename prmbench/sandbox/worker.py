@@ -367,41 +367,48 @@ def _child(program: str, limits: dict, fds: tuple[int, int, int, int], workdir: 
 # --------------------------------------------------------------------------- one run
 
 
-def _wipe(path: str, keep_root: bool) -> None:
-    """Delete everything under `path` (and `path` itself unless `keep_root`)."""
-    import shutil
+def _wipe(path: str, keep_root: bool) -> bool:
+    """Delete everything under `path` (and `path` itself unless `keep_root`).
 
-    def onerror(func, p, exc_info):  # type: ignore[no-untyped-def]
+    Iterative (no recursion limit on deep trees) and restores permissions the program took
+    away. Returns True when everything is gone.
+    """
+    found: list[str] = []
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        if d != path or not keep_root:
+            try:
+                os.chmod(d, 0o700)
+            except OSError:
+                pass
+        found.append(d)
         try:
-            os.chmod(os.path.dirname(p) or p, 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                os.unlink(p)
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+    for d in reversed(found):  # children were found after their parents
+        if d == path and keep_root:
+            continue
+        try:
+            os.rmdir(d)
         except OSError:
             pass
-
-    try:
-        os.chmod(path, 0o1777 if keep_root else 0o700)
-    except OSError:
-        pass
     if keep_root:
         try:
-            entries = os.listdir(path)
+            return not os.listdir(path)
         except OSError:
-            return
-        for name in entries:
-            p = os.path.join(path, name)
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p, onerror=onerror)
-            else:
-                try:
-                    os.unlink(p)
-                except OSError:
-                    pass
-    else:
-        shutil.rmtree(path, onerror=onerror)
+            return False
+    return not os.path.exists(path)
 
 
 def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
@@ -534,7 +541,7 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
     except OSError:
         child_status = b""
     os.close(status_r)
-    _wipe(workdir, keep_root=private_tmp)
+    clean = _wipe(workdir, keep_root=private_tmp)
 
     exit_code: int | None
     if os.WIFEXITED(wait_status):
@@ -570,6 +577,8 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
         "wall_seconds": elapsed,
         "cpu_seconds": cpu_used,
         "message": message,
+        # Leftovers we could not delete would leak into the next run: ask for a fresh worker.
+        "retire": not clean,
     }
 
 
