@@ -8,10 +8,12 @@ processes never share one.
 
 from __future__ import annotations
 
-import base64
 import fcntl
+import itertools
 import os
+import select
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -20,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prmbench.sandbox import isolation
 from prmbench.sandbox.types import STATUSES, ExecResult, Limits
-from prmbench.sandbox.worker import recv_msg, send_msg
+from prmbench.sandbox.worker import recv_msg, send_request
 
 #: First uid/gid used for sandbox slots when running as root.
 BASE_UID = 65000
@@ -30,6 +32,8 @@ UID_RANGE = 1000
 GRACE_SECONDS = 3.0
 #: Seconds allowed for a worker to start and say hello.
 START_TIMEOUT = 60.0
+#: Seconds the host waits for the output pipes to close once the worker has replied.
+DRAIN_SECONDS = 2.0
 
 _LOCK_DIR = os.path.join(tempfile.gettempdir(), "prmbench-sandbox-uids")
 
@@ -95,6 +99,8 @@ class WorkerSlot:
         if self.dedicated:
             self.uid, self._uid_lock = reserve_uid()
         self._proc: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._run_ids = itertools.count(1)
         self._stderr: tempfile._TemporaryFileWrapper | None = None
         self._lock = threading.Lock()
         self.hello: dict = {}
@@ -114,19 +120,24 @@ class WorkerSlot:
         cmd = isolation.worker_command(self.level, self.python, self.uid if self.uid is not None else 0)
         self._stderr = tempfile.TemporaryFile()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/"}
+        host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
         def spawn() -> subprocess.Popen:
             return subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                start_new_session=True, env=env, cwd="/", bufsize=0,
+                cmd, stdin=worker_end.fileno(), stdout=worker_end.fileno(), stderr=self._stderr,
+                start_new_session=True, env=env, cwd="/",
             )
 
         try:
             self._proc = _spawner.submit(spawn).result()
         except OSError as exc:
+            host_end.close()
             raise SlotStartError(f"cannot start {cmd[0]}: {exc}") from exc
+        finally:
+            worker_end.close()
+        self._sock = host_end
         try:
-            hello = recv_msg(self._proc.stdout.fileno(), time.monotonic() + START_TIMEOUT, 1 << 20)
+            hello = recv_msg(self._sock.fileno(), time.monotonic() + START_TIMEOUT, 1 << 20)
         except (TimeoutError, ValueError, OSError) as exc:
             hello = None
             reason = f"no valid hello ({type(exc).__name__}: {exc})"
@@ -172,11 +183,9 @@ class WorkerSlot:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-            for stream in (proc.stdin, proc.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -219,38 +228,139 @@ class WorkerSlot:
         return ExecResult(status, None, "", "", wall, self.level, message)
 
     def _run(self, program: str, stdin: str, limits: Limits) -> ExecResult:
+        """Make the run's pipes, hand the child's ends to the worker, then feed stdin, read
+        and cap the output and enforce the wall deadline here, outside the sandbox."""
         self.start()
-        assert self._proc is not None and self._proc.stdin is not None and self._proc.stdout is not None
+        assert self._sock is not None
+        sock = self._sock
+        run_id = next(self._run_ids)
+        program_r, program_w = os.pipe()
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        stderr_r, stderr_w = os.pipe()
+        child_ends = [program_r, stdin_r, stdout_w, stderr_w]
+        ours = {program_w, stdin_w, stdout_r, stderr_r}
         start = time.monotonic()
-        request = {"program": program, "stdin": stdin, "limits": limits.to_dict()}
         try:
-            send_msg(self._proc.stdin.fileno(), request)
-        except OSError as exc:
-            self.kill()
-            return self._error(f"worker not accepting requests: {exc}")
-        deadline = start + limits.wall_seconds + GRACE_SECONDS
-        max_reply = 4 * limits.max_output_bytes + (1 << 20)
-        try:
-            reply = recv_msg(self._proc.stdout.fileno(), deadline, max_reply)
-        except TimeoutError:
-            self.kill()
-            return self._error(
-                f"no answer within wall limit + {GRACE_SECONDS} s; killed the worker slot",
-                time.monotonic() - start, status="timeout",
-            )
-        except (ValueError, OSError) as exc:
-            self.kill()
-            return self._error(f"bad reply from worker: {exc}", time.monotonic() - start)
-        if reply is None:
-            detail = self._stderr_text()
-            self.kill()
-            return self._error("worker died" + (f": {detail}" if detail else ""), time.monotonic() - start)
-        result = self._result(reply, limits, time.monotonic() - start)
-        if reply.get("retire") is True:
+            try:
+                send_request(sock, b"R", {"run": run_id, "limits": limits.to_dict()}, child_ends)
+            except OSError as exc:
+                self.kill()
+                return self._error(f"worker not accepting requests: {exc}")
+            finally:
+                for fd in child_ends:
+                    os.close(fd)
+            return self._supervise(sock, run_id, limits, start, program.encode("utf-8"),
+                                   stdin.encode("utf-8"), program_w, stdin_w, stdout_r, stderr_r, ours)
+        finally:
+            for fd in ours:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _supervise(
+        self, sock: socket.socket, run_id: int, limits: Limits, start: float, program: bytes, stdin: bytes,
+        program_w: int, stdin_w: int, stdout_r: int, stderr_r: int, ours: set[int],
+    ) -> ExecResult:
+        """The host's side of one run (see `_run`); closes the fds it finishes with."""
+        cap = limits.max_output_bytes
+        pending = {program_w: memoryview(program), stdin_w: memoryview(stdin)}
+        output = {stdout_r: bytearray(), stderr_r: bytearray()}
+        poller = select.poll()
+        for fd in pending:
+            os.set_blocking(fd, False)
+            poller.register(fd, select.POLLOUT)
+        for fd in output:
+            poller.register(fd, select.POLLIN)
+        poller.register(sock.fileno(), select.POLLIN)
+
+        def close(fd: int) -> None:
+            poller.unregister(fd)
+            ours.discard(fd)
+            os.close(fd)
+
+        deadline = start + limits.wall_seconds
+        overflow = False
+        kill_sent = ""
+        hard_deadline = drain_deadline = 0.0
+        reply: dict | None = None
+        while reply is None or any(fd in ours for fd in output):
+            now = time.monotonic()
+            if reply is None:
+                if not kill_sent and (overflow or now >= deadline):
+                    kill_sent = "output_limit" if overflow else "timeout"
+                    try:
+                        send_request(sock, b"K", {"run": run_id, "reason": kill_sent})
+                    except OSError:
+                        pass
+                    hard_deadline = now + GRACE_SECONDS
+                if kill_sent and now >= hard_deadline:
+                    self.kill()
+                    return self._error(
+                        f"no answer within wall limit + {GRACE_SECONDS} s; killed the worker slot",
+                        now - start, status="timeout" if kill_sent == "timeout" else "output_limit",
+                    )
+                wait = (hard_deadline if kill_sent else deadline) - now
+            else:
+                if now >= drain_deadline:  # something still holds the output pipes
+                    self.kill()
+                    break
+                wait = drain_deadline - now
+            for fd, _event in poller.poll(max(1, int(wait * 1000) + 1)):
+                if fd == sock.fileno():
+                    try:
+                        reply = recv_msg(fd, time.monotonic() + GRACE_SECONDS, 1 << 20)
+                    except (TimeoutError, ValueError, OSError) as exc:
+                        self.kill()
+                        return self._error(f"bad reply from worker: {exc}", time.monotonic() - start)
+                    if reply is None:
+                        detail = self._stderr_text()
+                        self.kill()
+                        return self._error("worker died" + (f": {detail}" if detail else ""), time.monotonic() - start)
+                    poller.unregister(fd)
+                    for w in list(pending):
+                        if w in ours:
+                            close(w)
+                    drain_deadline = time.monotonic() + DRAIN_SECONDS
+                elif fd in pending:
+                    try:
+                        n = os.write(fd, pending[fd][: 1 << 16])
+                        pending[fd] = pending[fd][n:]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # EPIPE: the program closed it
+                        pending[fd] = pending[fd][:0]
+                    if not pending[fd]:
+                        close(fd)
+                elif fd in output:
+                    try:
+                        chunk = os.read(fd, 1 << 16)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:
+                        close(fd)
+                        continue
+                    buf = output[fd]
+                    room = cap - len(buf)
+                    if len(chunk) > room:
+                        overflow = True
+                    if room > 0:
+                        buf += chunk[:room]
+        assert reply is not None
+        host_wall = time.monotonic() - start
+        if overflow:
+            reply = {**reply, "status": "output_limit", "exit_code": None,
+                     "message": f"output exceeded {cap} bytes"}
+        elif reply.get("killed") == "timeout":
+            reply = {**reply, "status": "timeout", "exit_code": None,
+                     "message": f"wall time exceeded {limits.wall_seconds} s"}
+        result = self._result(reply, output[stdout_r], output[stderr_r], host_wall)
+        if reply.get("retire") is True or reply.get("run") != run_id:
             self.kill()  # the next run gets a fresh worker (and a fresh /tmp)
         return result
 
-    def _result(self, reply: dict, limits: Limits, host_wall: float) -> ExecResult:
+    def _result(self, reply: dict, stdout: bytes, stderr: bytes, host_wall: float) -> ExecResult:
         """Validate a worker reply and turn it into an ExecResult."""
         status = reply.get("status")
         if status not in STATUSES:
@@ -259,19 +369,13 @@ class WorkerSlot:
         exit_code = reply.get("exit_code")
         if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
             exit_code = None
-        texts = []
-        for key in ("stdout", "stderr"):
-            try:
-                raw = base64.b64decode(reply.get(key) or "", validate=True)
-            except (ValueError, TypeError):
-                raw = b""
-            texts.append(raw[: limits.max_output_bytes].decode("utf-8", "replace"))
         wall = reply.get("wall_seconds")
         if not isinstance(wall, (int, float)) or not 0 <= wall <= host_wall + 1:
             wall = host_wall
         message = reply.get("message")
         return ExecResult(
-            status=status, exit_code=exit_code, stdout=texts[0], stderr=texts[1],
+            status=status, exit_code=exit_code,
+            stdout=bytes(stdout).decode("utf-8", "replace"), stderr=bytes(stderr).decode("utf-8", "replace"),
             wall_seconds=float(wall), isolation=self.level,
             message=message[:1000] if isinstance(message, str) else "",
         )

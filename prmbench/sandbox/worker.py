@@ -13,24 +13,29 @@ Life of a worker:
    program running under the same uid cannot ptrace it or read its fds).
 2. Verify that root's powers are gone (uid/gid non-zero, no capabilities, ``setuid(0)``
    fails) and report the result in a hello message. It never runs a program as uid 0.
-3. Loop: read a request (program, stdin, limits), fork a child that calls ``setsid()``, sets
-   the rlimits and ``exec``s the program; feed stdin and read stdout/stderr through pipes
-   (capped at ``max_output_bytes``), enforce the wall deadline, then kill every process
-   left over (``kill(-1)`` when that can only reach the sandbox, plus a walk of the
-   process tree), wipe the working directory and send the result.
+3. Loop: receive a run request - the limits, plus four pipe ends made by the host and
+   passed over the control socket (SCM_RIGHTS): program source, stdin, stdout, stderr.
+   Fork a child that calls ``setsid()``, reads the program from its pipe, sets the rlimits
+   and ``exec``s it with the other three pipes as fds 0/1/2. The worker itself never sees
+   the program, its input or its output, so nothing of one run stays in the memory that
+   later children inherit. The host feeds stdin, reads and caps the output and enforces
+   the wall deadline; it sends a kill request when a limit is hit. When the program exits
+   or is to be killed, the worker kills every process left over (``kill(-1)`` when that can
+   only reach the sandbox, plus a walk of the process tree), wipes the working directory
+   and replies with the exit status.
 
-Wire format: each message is a 4-byte big-endian length followed by that many bytes of
-UTF-8 JSON. Output bytes travel base64-encoded.
+Wire format on the control socket: host to worker, every message is one marker byte
+(``R`` run, with the four fds attached; ``K`` kill) followed by a frame; worker to host,
+frames only. A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON.
 """
 
 from __future__ import annotations
 
-import base64
-import errno
 import json
 import os
 import select
 import signal
+import socket
 import struct
 import sys
 import time
@@ -99,6 +104,39 @@ def recv_msg(fd: int, deadline: float | None = None, max_bytes: int = MAX_REQUES
     if not isinstance(obj, dict):
         raise ValueError("message is not a JSON object")
     return obj
+
+
+def send_request(sock: socket.socket, marker: bytes, obj: dict, fds: list[int] | None = None) -> None:
+    """Host side: send a marker byte (with `fds` attached) and a framed JSON message."""
+    if fds:
+        socket.send_fds(sock, [marker], fds)
+    else:
+        sock.sendall(marker)
+    send_msg(sock.fileno(), obj)
+
+
+def recv_request(sock: socket.socket, max_fds: int = 4) -> tuple[bytes, list[int], dict] | None:
+    """Worker side: receive (marker, fds, message); None on EOF. Surplus fds are closed."""
+    while True:
+        try:
+            data, fds, flags, _ = socket.recv_fds(sock, 1, max_fds)
+            break
+        except InterruptedError:
+            continue
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None
+    if flags & getattr(socket, "MSG_CTRUNC", 0):
+        for fd in fds:
+            os.close(fd)
+        fds = []
+    msg = recv_msg(sock.fileno(), time.monotonic() + 30, 1 << 20)
+    if msg is None:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return data, list(fds), msg
 
 
 # --------------------------------------------------------------------------- privileges
@@ -268,13 +306,24 @@ def kill_everything(kill_all_allowed: bool) -> None:
 # --------------------------------------------------------------------------- the child
 
 
-def _child(program: str, limits: dict, fds: tuple[int, int, int, int], workdir: str) -> None:
-    """Run in the forked child: set up fds, session and rlimits, run `program`, _exit."""
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int], workdir: str) -> None:
+    """Run in the forked child: session, fds, program, rlimits; run the program; _exit."""
     import resource
 
     stdin_r, stdout_w, stderr_w, status_w = fds
     try:
         os.setsid()
+        program = _read_all(program_r).decode("utf-8", "replace")
+        os.close(program_r)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -411,130 +460,74 @@ def _wipe(path: str, keep_root: bool) -> bool:
     return not os.path.exists(path)
 
 
-def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
-    """Run one request and return the reply (status, exit_code, stdout/stderr base64, ...)."""
+def run_one(
+    ctl: socket.socket, msg: dict, fds: list[int], kill_all_allowed: bool, private_tmp: bool
+) -> dict:
+    """Run one request: fork the child on the host's pipes, wait for it or a kill request.
+
+    Returns the reply: status, exit_code, wall_seconds, cpu_seconds, message, retire.
+    """
     import tempfile
 
-    limits = req["limits"]
-    program = req["program"]
-    stdin_data = req.get("stdin", "").encode("utf-8")
-    out_cap = int(limits["max_output_bytes"])
+    run_id = msg.get("run")
+    limits = msg["limits"]
+    program_r, stdin_r, stdout_w, stderr_w = fds
     workdir = "/tmp" if private_tmp else tempfile.mkdtemp(prefix="prmbench-run-")
-
-    stdin_r, stdin_w = os.pipe()
-    stdout_r, stdout_w = os.pipe()
-    stderr_r, stderr_w = os.pipe()
     status_r, status_w = os.pipe()
     reaped.clear()
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
         try:
-            _child(program, limits, (stdin_r, stdout_w, stderr_w, status_w), workdir)
+            ctl.close()
+            os.close(status_r)
+            _child(limits, program_r, (stdin_r, stdout_w, stderr_w, status_w), workdir)
         finally:
             os._exit(125)
-    for fd in (stdin_r, stdout_w, stderr_w, status_w):
+    for fd in (*fds, status_w):
         os.close(fd)
 
-    deadline = start + float(limits["wall_seconds"])
-    os.set_blocking(stdin_w, False)
     poller = select.poll()
-    poller.register(stdout_r, select.POLLIN)
-    poller.register(stderr_r, select.POLLIN)
-    open_fds = {stdout_r, stderr_r}
-    buffers: dict[int, bytearray] = {stdout_r: bytearray(), stderr_r: bytearray()}
-    pending = memoryview(stdin_data)
-    if pending:
-        poller.register(stdin_w, select.POLLOUT)
-    else:
-        os.close(stdin_w)
-        stdin_w = -1
+    poller.register(ctl.fileno(), select.POLLIN)
     try:
         pidfd = os.pidfd_open(pid)
         poller.register(pidfd, select.POLLIN)
     except (AttributeError, OSError):
         pidfd = -1
-
     wait_status: int | None = None
     rusage = None
-    timed_out = over_limit = False
-    cleaned_up = False
-    while True:
-        if wait_status is None:
-            if pid in reaped:
-                done_pid, (st, ru) = pid, reaped[pid]
-            else:
-                done_pid, st, ru = os.wait4(pid, os.WNOHANG)
-            if done_pid == pid:
-                wait_status, rusage = st, ru
-                if pidfd >= 0:
-                    poller.unregister(pidfd)
-                    os.close(pidfd)
-                    pidfd = -1
-        if wait_status is not None and not cleaned_up:
-            # The program is over: leftover (background) processes die with it, so the
-            # pipes reach EOF even when a grandchild still holds them.
-            kill_everything(kill_all_allowed)
-            cleaned_up = True
-            if stdin_w >= 0:
-                poller.unregister(stdin_w)
-                os.close(stdin_w)
-                stdin_w = -1
-        if wait_status is not None and not open_fds:
-            break
-        now = time.monotonic()
-        if now >= deadline:
-            timed_out = True
-            break
-        wait_ms = (deadline - now) * 1000
-        if pidfd < 0 and wait_status is None:
-            wait_ms = min(wait_ms, 5)
-        for fd, event in poller.poll(max(1, int(wait_ms) + 1)):
-            if fd == pidfd:
-                continue  # handled by wait4 at the top of the loop
-            if fd == stdin_w:
-                try:
-                    n = os.write(stdin_w, pending[: 1 << 16])
-                    pending = pending[n:]
-                except BlockingIOError:
-                    continue
-                except OSError:  # EPIPE: the program closed stdin
-                    pending = pending[:0]
-                if not pending:
-                    poller.unregister(stdin_w)
-                    os.close(stdin_w)
-                    stdin_w = -1
-                continue
-            try:
-                chunk = os.read(fd, 1 << 16)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                poller.unregister(fd)
-                open_fds.discard(fd)
-                continue
-            buf = buffers[fd]
-            room = out_cap - len(buf)
-            buf += chunk[: max(0, room)]
-            if len(chunk) > room:
-                over_limit = True
-        if over_limit:
-            break
-    elapsed = time.monotonic() - start
-
-    kill_everything(kill_all_allowed)
-    if wait_status is None:
+    kill_reason = ""
+    while wait_status is None:
         if pid in reaped:
             wait_status, rusage = reaped[pid]  # type: ignore[assignment]
-        else:
+            break
+        done_pid, st, ru = os.wait4(pid, os.WNOHANG)
+        if done_pid == pid:
+            wait_status, rusage = st, ru
+            break
+        if kill_reason:  # killed on request: wait for the child's status
             _, wait_status, rusage = os.wait4(pid, 0)
-    reaped.clear()
-    for fd in (stdout_r, stderr_r, stdin_w, pidfd):
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            break
+        for fd, _ in poller.poll(5 if pidfd < 0 else None):
+            if fd != ctl.fileno():
+                continue
+            request = recv_request(ctl)
+            if request is None:
+                kill_reason = "host gone"
+            else:
+                marker, extra_fds, kill_msg = request
+                for extra in extra_fds:
+                    os.close(extra)
+                if marker == b"K" and kill_msg.get("run") == run_id:
+                    kill_reason = str(kill_msg.get("reason", "killed"))
+            if kill_reason:
+                kill_everything(kill_all_allowed)
+    elapsed = time.monotonic() - start
+    if pidfd >= 0:
+        os.close(pidfd)
+    # The program is over: whatever it left running (setsid-ed grandchildren too) dies now,
+    # before the reply, so the host's output pipes reach EOF.
+    kill_everything(kill_all_allowed)
     os.set_blocking(status_r, False)
     try:
         child_status = os.read(status_r, 1024)
@@ -542,6 +535,7 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
         child_status = b""
     os.close(status_r)
     clean = _wipe(workdir, keep_root=private_tmp)
+    reaped.clear()
 
     exit_code: int | None
     if os.WIFEXITED(wait_status):
@@ -553,12 +547,9 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
     if child_status.startswith(b"S"):
         status = "sandbox_error"
         message = "child setup failed: " + child_status[1:].decode("utf-8", "replace")
-    elif over_limit:
-        status, exit_code = "output_limit", None
-        message = f"output exceeded {out_cap} bytes"
-    elif timed_out:
-        status, exit_code = "timeout", None
-        message = f"wall time exceeded {limits['wall_seconds']} s"
+    elif kill_reason:
+        status, exit_code = "sandbox_error", None
+        message = kill_reason  # the host knows why (timeout, output_limit) and overrides
     elif exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_used >= float(limits["cpu_seconds"]) - 0.05:
         status = "timeout"
         message = f"CPU time exceeded {limits['cpu_seconds']} s"
@@ -570,10 +561,10 @@ def run_one(req: dict, kill_all_allowed: bool, private_tmp: bool) -> dict:
     else:
         status = "runtime_error"
     return {
+        "run": run_id,
         "status": status,
         "exit_code": exit_code,
-        "stdout": base64.b64encode(bytes(buffers[stdout_r])).decode("ascii"),
-        "stderr": base64.b64encode(bytes(buffers[stderr_r])).decode("ascii"),
+        "killed": kill_reason,
         "wall_seconds": elapsed,
         "cpu_seconds": cpu_used,
         "message": message,
@@ -596,8 +587,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--private-tmp", action="store_true")
     args = parser.parse_args(argv)
 
-    # Control channel on private fds; 0/1 become /dev/null so stray prints cannot corrupt it.
-    ctl_in, ctl_out = os.dup(0), os.dup(1)
+    # The control socket (fd 0 = fd 1) moves to a private fd; 0/1 become /dev/null so stray
+    # prints cannot corrupt the protocol.
+    ctl = socket.socket(fileno=os.dup(0))
+    ctl_out = ctl.fileno()
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
@@ -635,18 +628,31 @@ def main(argv: list[str]) -> int:
 
     while True:
         try:
-            req = recv_msg(ctl_in)
-        except (ValueError, OSError) as exc:
+            request = recv_request(ctl)
+        except (ValueError, OSError, TimeoutError) as exc:
             send_msg(ctl_out, {"status": "sandbox_error", "message": f"bad request: {exc}"})
             return 1
-        if req is None:  # host went away
+        if request is None:  # host went away
             kill_everything(kill_all_allowed)
             return 0
+        marker, fds, msg = request
+        if marker != b"R":
+            for fd in fds:
+                os.close(fd)
+            continue  # a kill request for a run that already ended
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            send_msg(ctl_out, {"run": msg.get("run"), "status": "sandbox_error", "message": "run request without its 4 pipes"})
+            continue
         try:
-            reply = run_one(req, kill_all_allowed, args.private_tmp)
+            reply = run_one(ctl, msg, fds, kill_all_allowed, args.private_tmp)
         except Exception as exc:  # a bug or resource exhaustion in the worker itself
             kill_everything(kill_all_allowed)
-            reply = {"status": "sandbox_error", "message": f"worker error: {type(exc).__name__}: {exc}"}
+            reply = {
+                "run": msg.get("run"), "status": "sandbox_error", "retire": True,
+                "message": f"worker error: {type(exc).__name__}: {exc}",
+            }
         send_msg(ctl_out, reply)
 
 
