@@ -338,3 +338,19 @@ def test_prompt(task, problems):
     assert sys_msg.role == "system" and "```python" in sys_msg.content
     assert "def minimumCost(self, nums: List[int], k: int) -> int:" in user.content
     assert "standard input" in task.prompt(problems["abc900_a"])[1].content
+
+
+def test_evaluate_samples_cli(tmp_path, capsys):
+    from prmbench.cli import main
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"task_id": "abc990_a", "completion": fenced("print(input()[::-1])")}) + "\n"
+                       + json.dumps({"problem_id": "3977", "completion": "no code here"}) + "\n")
+    out = tmp_path / "graded.jsonl"
+    args = ["evaluate-samples", "--task", "livecodebench", "--data-file", str(FIXTURE), "--samples", str(samples),
+            "--output", str(out), "--task-args", "workers=2,timeout=2"]
+    assert main(args) == 0
+    graded = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [g["correct"] for g in graded] == [True, False]
+    assert graded[1]["details"]["reason"] == "no_code"
+    assert "1 correct" in capsys.readouterr().err
