@@ -258,3 +258,47 @@ def test_no_stray_processes_after_close() -> None:
     box.close()
     for uid in uids:
         assert processes_of_uid(uid) == []
+
+
+_SCAN_MEMORY = """
+import hashlib, sys
+prefix, target = {prefix!r}, {target!r}
+found = False
+with open('/proc/self/maps') as f:
+    maps = f.read().splitlines()
+with open('/proc/self/mem', 'rb', 0) as mem:
+    for line in maps:
+        parts = line.split()
+        if 'r' not in parts[1] or line.endswith(('[vvar]', '[vsyscall]', '[vvar_vclock]')):
+            continue
+        lo, hi = (int(x, 16) for x in parts[0].split('-'))
+        try:
+            mem.seek(lo)
+            data = mem.read(hi - lo)
+        except (OSError, OverflowError, ValueError):
+            continue
+        i = data.find(prefix)
+        while i != -1:
+            if hashlib.sha256(data[i:i + 32]).hexdigest() == target:
+                found = True
+            i = data.find(prefix, i + 1)
+print(found)
+"""
+
+
+def test_no_data_from_earlier_runs_in_a_later_childs_memory(sb: Sandbox) -> None:
+    """Program, stdin and output never pass through the worker that later children fork from."""
+    import hashlib
+    import secrets
+
+    prefix = b"PRMBX7q"
+    token = prefix + secrets.token_hex(16)[:25].encode()
+    scan = _SCAN_MEMORY.format(prefix=prefix, target=hashlib.sha256(token).hexdigest())
+    # Positive control: the scanner finds the token when it is in its own memory (its stdin).
+    r = sb.run("import sys\nkeep = sys.stdin.buffer.read()\n" + scan, stdin=token.decode())
+    assert r.stdout == "True\n", r
+    # Another run handles the token: as program text, stdin, stdout and stderr.
+    r = sb.run(f"import sys\ns = sys.stdin.read()\nprint(s * 3)\nprint(s, file=sys.stderr)\nt = {token.decode()!r}", stdin=token.decode())
+    assert r.status == "ok" and token.decode() in r.stdout
+    r = sb.run(scan)
+    assert r.stdout == "False\n", r

@@ -322,6 +322,7 @@ def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int], workdir
     stdin_r, stdout_w, stderr_w, status_w = fds
     try:
         os.setsid()
+        _prctl(_PR_SET_DUMPABLE, 1)  # an ordinary process again (the worker stays non-dumpable)
         program = _read_all(program_r).decode("utf-8", "replace")
         os.close(program_r)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
