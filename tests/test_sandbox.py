@@ -283,3 +283,14 @@ def test_outer_deadline_kills_an_unresponsive_worker(monkeypatch: pytest.MonkeyP
         assert time.monotonic() - start < 3
         assert slot_mod.processes_of_uid(uid) == []
         assert box.run("print('back')").stdout == "back\n"  # a fresh worker took over
+
+
+def test_program_runs_as_a_fresh_main_module(sb: Sandbox) -> None:
+    program = (
+        "import pickle, sys\n"
+        "def f(x):\n    return x + 1\n"
+        "g = pickle.loads(pickle.dumps(f))\n"
+        "print(g(1), sys.modules['__main__'].f is f, sys.argv, 'main' in dir(sys.modules['__main__']))\n"
+    )
+    r = sb.run(program)
+    assert r.stdout == "2 True ['<program>'] False\n", r

@@ -9,8 +9,10 @@ processes never share one.
 from __future__ import annotations
 
 import fcntl
+import grp
 import itertools
 import os
+import pwd
 import select
 import signal
 import socket
@@ -35,7 +37,17 @@ START_TIMEOUT = 60.0
 #: Seconds the host waits for the output pipes to close once the worker has replied.
 DRAIN_SECONDS = 2.0
 
-_LOCK_DIR = os.path.join(tempfile.gettempdir(), "prmbench-sandbox-uids")
+
+def _lock_dir() -> str:
+    """Where uid reservations live: /run (root only) when writable, else the temp dir."""
+    base = "/run" if os.geteuid() == 0 and os.access("/run", os.W_OK) else tempfile.gettempdir()
+    path = os.path.join(base, f"prmbench-sandbox-uids-{os.geteuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise SlotStartError(f"{path} is not a private directory of uid {os.geteuid()}; remove it and retry")
+    return path
+
 
 # Workers are started from this single long-lived thread: bwrap --die-with-parent (and
 # PR_SET_PDEATHSIG in general) fires when the *thread* that forked it exits, so starting
@@ -47,14 +59,36 @@ class SlotStartError(RuntimeError):
     """A worker could not be started or refused to run (the message says why)."""
 
 
+def _uid_in_use(uid: int) -> bool:
+    """Whether `uid` (also used as gid) belongs to an account or group, or runs processes."""
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        pass
+    try:
+        grp.getgrgid(uid)
+        return True
+    except KeyError:
+        pass
+    return bool(processes_of_uid(uid))
+
+
 def reserve_uid() -> tuple[int, int]:
-    """Reserve a free sandbox uid; returns (uid, lock fd). Close the fd to release it."""
-    os.makedirs(_LOCK_DIR, mode=0o700, exist_ok=True)
+    """Reserve a free sandbox uid; returns (uid, lock fd). Close the fd to release it.
+
+    A uid is free when no other sandbox holds its lock file and no account, group or
+    process uses it (so killing everything under it can only hit the sandbox's own).
+    """
+    lock_dir = _lock_dir()
     for uid in range(BASE_UID, BASE_UID + UID_RANGE):
-        fd = os.open(os.path.join(_LOCK_DIR, f"{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(os.path.join(lock_dir, f"{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
+            continue
+        if _uid_in_use(uid):
             os.close(fd)
             continue
         return uid, fd

@@ -367,7 +367,14 @@ def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int], workdir
     os.environ.update(env)
     lines = program.splitlines(keepends=True)
     linecache.cache["<program>"] = (len(program), None, lines, "<program>")
-    namespace = {"__name__": "__main__", "__builtins__": builtins, "__doc__": None}
+    # A fresh __main__ module, as `python program.py` would have (pickle and friends find
+    # the program's functions there).
+    import types
+
+    main_module = types.ModuleType("__main__")
+    main_module.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main_module
+    namespace = main_module.__dict__
 
     code = 0
     try:
