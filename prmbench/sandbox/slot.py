@@ -200,30 +200,31 @@ class WorkerSlot:
     def kill(self) -> None:
         """Kill the worker and everything it started (its whole namespace / uid).
 
-        As root the slot's uid is ours alone, so every process under it is the worker or a
-        leftover: they are killed first (the worker is pid 1 of the sandbox's pid namespace,
-        so that tears the namespace down) and bwrap, their parent, then exits and reaps
-        them. The worker's process group is killed in any case.
+        Closing the control socket makes an idle worker kill its leftovers and exit. As
+        root the slot's uid is ours alone, so every process under it is the worker or a
+        leftover: they are SIGKILLed (the worker is pid 1 of the sandbox's pid namespace, so
+        that tears the namespace down) and bwrap, their parent, exits and reaps them. A
+        launcher still running after 0.5 s has its process group SIGKILLed (bwrap's
+        --die-with-parent then takes the sandbox along).
         """
         proc, self._proc = self._proc, None
+        if self._sock is not None:  # an idle worker exits on EOF, killing what is left
+            self._sock.close()
+            self._sock = None
         if self.dedicated and self.uid is not None:
             self._kill_uid(self.uid)
         if proc is not None:
             try:
-                proc.wait(timeout=0.5 if self.dedicated else 0)
+                proc.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # --die-with-parent takes the sandbox along
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
         if self.dedicated and self.uid is not None:
             self._kill_uid(self.uid)
         if self._stderr is not None:
