@@ -1,9 +1,16 @@
-"""Host side of one worker slot: start the worker, send runs, enforce the outer deadline.
+"""Host side of one worker slot: start the worker, supervise runs, kill what misbehaves.
 
-A slot owns one long-lived worker process (see `prmbench.sandbox.worker`) and, when the
-host runs as root, one dedicated uid/gid (65000 + n) that nothing else on the machine
-uses: the uid is reserved with a lock file, so concurrent sandboxes in this or other
-processes never share one.
+A slot owns one long-lived worker process (see `prmbench.sandbox.worker`), connected by a
+Unix socket, and, when the host runs as root, one dedicated uid/gid (65000 + n) that
+nothing else on the machine uses: the uid is reserved with a lock file (so concurrent
+sandboxes in this or other processes never share one) and skipped if any account, group
+or process has it.
+
+For each run the host makes four pipes, passes the child's ends to the worker with the
+limits, writes the program and stdin, reads stdout/stderr (keeping at most
+``max_output_bytes`` of each) and enforces the wall deadline: past it, or past the output
+cap, it sends a kill request, and if the worker does not answer within `GRACE_SECONDS` it
+kills the whole slot. The worker's reply is validated, never trusted blindly.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ class Limits:
     """Resource limits for one run. All must be positive.
 
     Attributes:
-        wall_seconds: Real time the program may take, enforced from outside the program: the
-            worker kills the whole process tree at the deadline, and the host kills the
-            whole worker slot if the worker does not answer a few seconds later.
+        wall_seconds: Real time the program may take, enforced by the host, outside the
+            sandbox: at the deadline it has the worker kill the program's whole process
+            tree (setsid-ed grandchildren included), and it kills the whole worker slot
+            (pid namespace and uid) if the worker does not confirm within a few seconds.
         cpu_seconds: CPU time of the program's main process (RLIMIT_CPU, rounded up to whole
             seconds; each forked process has its own budget, the wall deadline covers all).
         memory_mb: Address space per process in MiB (RLIMIT_AS). Exceeding it usually shows
@@ -32,8 +33,9 @@ class Limits:
             (RLIMIT_NPROC for the slot's dedicated uid).
         max_file_mb: Largest file the program may write, in MiB (RLIMIT_FSIZE).
         max_open_files: File descriptors per process (RLIMIT_NOFILE).
-        max_output_bytes: Cap on stdout and on stderr, each. Reading stops and the program
-            is killed when either goes past it (status "output_limit").
+        max_output_bytes: Cap on stdout and on stderr, each. The host keeps at most this
+            many bytes of each and has the program killed as soon as either goes past it
+            (status "output_limit").
     """
 
     wall_seconds: float = 10.0

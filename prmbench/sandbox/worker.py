@@ -605,6 +605,16 @@ def main(argv: list[str]) -> int:
     os.close(devnull)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a program must not be able to interrupt us
 
+    # Import now what every child needs, so forked children do not each import it again.
+    import atexit  # noqa: F401
+    import builtins  # noqa: F401
+    import io  # noqa: F401
+    import linecache  # noqa: F401
+    import resource  # noqa: F401
+    import threading  # noqa: F401
+    import traceback  # noqa: F401
+    import types  # noqa: F401
+
     hello: dict = {"ok": True, "pid": os.getpid()}
     try:
         if args.mount_tmp:
