@@ -64,6 +64,11 @@ def _python_usable_by_other_uids() -> str | None:
 OTHER_PYTHON = _python_usable_by_other_uids()
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("PPid:")).split()[1])
+
+
 @pytest.fixture(scope="module")
 def sb():
     """One auto-isolation sandbox with two slots, shared by this module's tests."""
@@ -294,3 +299,32 @@ def test_program_runs_as_a_fresh_main_module(sb: Sandbox) -> None:
     )
     r = sb.run(program)
     assert r.stdout == "2 True ['<program>'] False\n", r
+
+
+def test_unicode_and_binary_output(sb: Sandbox) -> None:
+    r = sb.run("s = input()\nprint(s[::-1], len(s))\nimport sys\nsys.stdout.flush()\nsys.stdout.buffer.write(b'\\xff\\n')", stdin="héllo ✓\n")
+    assert r.status == "ok" and r.stdout == "✓ olléh 7\n\ufffd\n", r
+
+
+def test_a_worker_that_dies_mid_run_gives_sandbox_error_then_recovers() -> None:
+    if not IS_ROOT:
+        pytest.skip("finding the worker by its dedicated uid needs root")
+    import threading
+
+    with Sandbox(workers=1) as box:
+        assert box.run("pass").ok
+        (uid,) = box.uids
+        results: list[ExecResult] = []
+        thread = threading.Thread(target=lambda: results.append(box.run("import time\ntime.sleep(5)")))
+        thread.start()
+        for _ in range(200):  # wait until the program runs (worker + child under the uid)
+            if len(slot_mod.processes_of_uid(uid)) >= 2:
+                break
+            time.sleep(0.01)
+        pids = slot_mod.processes_of_uid(uid)
+        (worker,) = [pid for pid in pids if _parent(pid) not in pids]  # the child's parent is the worker
+        os.kill(worker, signal.SIGKILL)
+        thread.join(10)
+        assert results and results[0].status == "sandbox_error" and "worker died" in results[0].message
+        assert slot_mod.processes_of_uid(uid) == []
+        assert box.run("print('recovered')").stdout == "recovered\n"

@@ -53,6 +53,14 @@ def probe_level(level: str, python: str) -> str | None:
         return reason
 
 
+def _usable_cpus() -> int:
+    """CPU cores this process may run on (respects affinity masks, e.g. in containers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class Sandbox:
     """Runs untrusted Python programs, each in a fresh child process under isolation.
 
@@ -62,7 +70,7 @@ class Sandbox:
             name, which must work or the constructor raises ConfigError. The level used is
             in `self.isolation` and on every `ExecResult`; it never changes silently.
         workers: Number of worker slots, i.e. programs that can run at once (default: one
-            per CPU core). Each slot is a long-lived worker process, started on first use,
+            per CPU core this process may use). Each slot is a long-lived worker process, started on first use,
             that forks a fresh child per program; as root each slot runs programs under its
             own non-root uid/gid (65000 + n).
         allow_unsafe: Permit the weak "rlimits" level (no filesystem or network isolation).
@@ -88,7 +96,7 @@ class Sandbox:
         self.python = python or sys.executable
         self.allow_unsafe = allow_unsafe
         self.isolation = self._choose(isolation)
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or _usable_cpus()
         self._slots = [WorkerSlot(self.isolation, self.python) for _ in range(self.workers)]
         self._free: queue.SimpleQueue[WorkerSlot] = queue.SimpleQueue()
         for slot in self._slots:
