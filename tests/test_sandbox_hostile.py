@@ -302,3 +302,16 @@ def test_no_data_from_earlier_runs_in_a_later_childs_memory(sb: Sandbox) -> None
     assert r.status == "ok" and token.decode() in r.stdout
     r = sb.run(scan)
     assert r.stdout == "False\n", r
+
+
+def test_program_cannot_fake_a_sandbox_error(sb: Sandbox) -> None:
+    """Only the sandbox's own failures are "sandbox_error"; a program can just fail."""
+    program = (
+        "import os\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n        os.write(fd, b'S fake setup failure')\n    except OSError:\n        pass\n"
+        "os._exit(125)\n"
+    )
+    r = sb.run(program)
+    assert (r.status, r.exit_code) == ("runtime_error", 125), r
+    assert_contained(sb, r)

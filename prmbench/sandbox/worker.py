@@ -315,11 +315,26 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
 
 
-def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int], workdir: str) -> None:
-    """Run in the forked child: session, fds, program, rlimits; run the program; _exit."""
+def _close_all_except(keep: set[int]) -> None:
+    """Close every file descriptor not in `keep`."""
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int, int], workdir: str) -> None:
+    """Run in the forked child: session, fds, program, rlimits; run the program; _exit.
+
+    `setup_w` reports a failed setup and is closed before the program starts, so a
+    program cannot fake a sandbox error; `status_w` reports MemoryError (faking that only
+    turns the program's own run into another failure).
+    """
     import resource
 
-    stdin_r, stdout_w, stderr_w, status_w = fds
+    stdin_r, stdout_w, stderr_w, status_w, setup_w = fds
     try:
         os.setsid()
         _prctl(_PR_SET_DUMPABLE, 1)  # an ordinary process again (the worker stays non-dumpable)
@@ -331,8 +346,7 @@ def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int], workdir
         os.dup2(stdin_r, 0)
         os.dup2(stdout_w, 1)
         os.dup2(stderr_w, 2)
-        os.closerange(3, status_w)
-        os.closerange(status_w + 1, 1 << 16)
+        _close_all_except({0, 1, 2, status_w, setup_w})
         os.chdir(workdir)
         cpu = max(1, int(-(-limits["cpu_seconds"] // 1)))
         mem = int(limits["memory_mb"]) * 1024 * 1024
@@ -346,9 +360,10 @@ def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int], workdir
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     except BaseException as exc:  # setup failed: report it as a sandbox problem
         try:
-            os.write(status_w, b"S" + repr(exc).encode()[:500])
+            os.write(setup_w, repr(exc).encode()[:500])
         finally:
             os._exit(125)
+    os.close(setup_w)
 
     import builtins
     import io
@@ -482,6 +497,7 @@ def run_one(
     program_r, stdin_r, stdout_w, stderr_w = fds
     workdir = "/tmp" if private_tmp else tempfile.mkdtemp(prefix="prmbench-run-")
     status_r, status_w = os.pipe()
+    setup_r, setup_w = os.pipe()
     reaped.clear()
     start = time.monotonic()
     pid = os.fork()
@@ -489,10 +505,11 @@ def run_one(
         try:
             ctl.close()
             os.close(status_r)
-            _child(limits, program_r, (stdin_r, stdout_w, stderr_w, status_w), workdir)
+            os.close(setup_r)
+            _child(limits, program_r, (stdin_r, stdout_w, stderr_w, status_w, setup_w), workdir)
         finally:
             os._exit(125)
-    for fd in (*fds, status_w):
+    for fd in (*fds, status_w, setup_w):
         os.close(fd)
 
     poller = select.poll()
@@ -536,12 +553,18 @@ def run_one(
     # The program is over: whatever it left running (setsid-ed grandchildren too) dies now,
     # before the reply, so the host's output pipes reach EOF.
     kill_everything(kill_all_allowed)
-    os.set_blocking(status_r, False)
-    try:
-        child_status = os.read(status_r, 1024)
-    except OSError:
-        child_status = b""
-    os.close(status_r)
+    child_status, setup_error = b"", b""
+    for fd in (status_r, setup_r):
+        os.set_blocking(fd, False)
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            data = b""
+        os.close(fd)
+        if fd == status_r:
+            child_status = data
+        else:
+            setup_error = data
     clean = _wipe(workdir, keep_root=private_tmp)
     reaped.clear()
 
@@ -552,9 +575,9 @@ def run_one(
         exit_code = -os.WTERMSIG(wait_status)
     cpu_used = (rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0
     message = ""
-    if child_status.startswith(b"S"):
+    if setup_error:
         status = "sandbox_error"
-        message = "child setup failed: " + child_status[1:].decode("utf-8", "replace")
+        message = "child setup failed: " + setup_error.decode("utf-8", "replace")
     elif kill_reason:
         status, exit_code = "sandbox_error", None
         message = kill_reason  # the host knows why (timeout, output_limit) and overrides
