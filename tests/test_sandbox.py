@@ -159,7 +159,7 @@ def test_output_is_flushed_on_exit_and_with_threads(sb: Sandbox) -> None:
 def test_isolation_level_is_recorded(sb: Sandbox) -> None:
     r = sb.run("print(1)")
     assert r.isolation == sb.isolation
-    assert sb.isolation in ("bwrap", "unshare+uid")  # auto never picks the weak level silently
+    assert sb.isolation in ("bwrap", "unshare+uid") and not sb.weak  # never weak without allow_unsafe
     if BWRAP_SKIP is None:
         assert sb.isolation == "bwrap"
 
@@ -233,8 +233,10 @@ def test_refuses_without_isolation_unless_allow_unsafe(monkeypatch: pytest.Monke
         Sandbox(isolation="rlimits", workers=1)
     if OTHER_PYTHON is None:
         pytest.skip("no interpreter readable by a non-root uid, so the rlimits level cannot run here")
-    with Sandbox(workers=1, allow_unsafe=True, python=OTHER_PYTHON) as weak:
-        assert weak.isolation == "rlimits"
+    with pytest.warns(RuntimeWarning, match="weak 'rlimits'"):
+        weak = Sandbox(workers=1, allow_unsafe=True, python=OTHER_PYTHON)
+    with weak:
+        assert weak.isolation == "rlimits" and weak.weak
         r = weak.run("import os\nprint(os.getuid() != 0, input())", stdin="hi")
         assert (r.status, r.stdout, r.isolation) == ("ok", "True hi\n", "rlimits")
 

@@ -6,6 +6,7 @@ import os
 import queue
 import sys
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
@@ -68,7 +69,8 @@ class Sandbox:
         isolation: "auto" (the strongest level that works here: "bwrap", then
             "unshare+uid", then - only with ``allow_unsafe`` - "rlimits") or one level by
             name, which must work or the constructor raises ConfigError. The level used is
-            in `self.isolation` and on every `ExecResult`; it never changes silently.
+            in `self.isolation` and on every `ExecResult`; it never changes silently, and a
+            weak level (`self.weak`) also emits a RuntimeWarning.
         workers: Number of worker slots, i.e. programs that can run at once (default: one
             per CPU core this process may use). Each slot is a long-lived worker process, started on first use,
             that forks a fresh child per program; as root each slot runs programs under its
@@ -96,12 +98,24 @@ class Sandbox:
         self.python = python or sys.executable
         self.allow_unsafe = allow_unsafe
         self.isolation = self._choose(isolation)
+        if self.weak:
+            warnings.warn(
+                f"prmbench sandbox runs untrusted programs under the weak {self.isolation!r} level: "
+                "resource limits only, no filesystem or network isolation.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.workers = workers or _usable_cpus()
         self._slots = [WorkerSlot(self.isolation, self.python) for _ in range(self.workers)]
         self._free: queue.SimpleQueue[WorkerSlot] = queue.SimpleQueue()
         for slot in self._slots:
             self._free.put(slot)
         self._closed = False
+
+    @property
+    def weak(self) -> bool:
+        """True when the chosen level only limits resources ("rlimits")."""
+        return self.isolation in WEAK_LEVELS
 
     @property
     def uids(self) -> list[int]:
