@@ -354,3 +354,32 @@ def test_evaluate_samples_cli(tmp_path, capsys):
     assert [g["correct"] for g in graded] == [True, False]
     assert graded[1]["details"]["reason"] == "no_code"
     assert "1 correct" in capsys.readouterr().err
+
+
+def test_expected_outputs_never_enter_the_sandbox(task, problems):
+    from prmbench.tasks.lcb_grading import functional_program, stdio_program
+
+    programs_sent: set[str] = set()
+    stdins_sent: list[str] = []
+    real = task.sandbox.run_many
+
+    def spy(programs, stdins, limits):
+        stdins = list(stdins)
+        programs_sent.update(programs)
+        stdins_sent.extend(stdins)
+        return real(programs, stdins, limits)
+
+    task.sandbox.run_many = spy
+    try:
+        assert task.grade(problems["abc900_a"], fenced(SUM_OK)).correct
+        assert task.grade(problems["3901"], fenced(MIN_COST_OK)).correct
+    finally:
+        del task.sandbox.run_many
+    # the programs depend only on the candidate's code (and the method name) ...
+    codes = [task.extract_answer(fenced(c)) for c in (SUM_OK, MIN_COST_OK)]
+    assert programs_sent == {stdio_program(codes[0]), functional_program(codes[1], "minimumCost")}
+    # ... and the sandbox is fed exactly the test inputs
+    tests = [t for pid in ("abc900_a", "3901")
+             for t in task.public_tests(problems[pid]) + task.hidden_tests(problems[pid])]
+    assert sorted(stdins_sent) == sorted(t.input for t in tests)
+    assert not any("2000000000000000000" in x for x in stdins_sent)
