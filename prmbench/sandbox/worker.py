@@ -378,6 +378,10 @@ def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int, int], wo
     )
     sys.argv = ["<program>"]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+    # One thread per numeric library: threads count against RLIMIT_NPROC, and each slot
+    # already has a core of its own.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        env[var] = "1"
     os.environ.clear()
     os.environ.update(env)
     lines = program.splitlines(keepends=True)
