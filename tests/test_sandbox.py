@@ -69,6 +69,22 @@ def _parent(pid: int) -> int:
         return int(next(line for line in f if line.startswith("PPid:")).split()[1])
 
 
+def assert_no_processes_of(uids: list[int]) -> None:
+    """After close: nothing runs under these uids (unless another sandbox took one since)."""
+    import fcntl
+
+    for uid in uids:
+        fd = os.open(os.path.join(slot_mod._lock_dir(), f"{uid}.lock"), os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # reserved again by a sandbox in another process: not ours to judge
+            assert slot_mod.processes_of_uid(uid) == [], f"processes left under uid {uid}"
+        finally:
+            os.close(fd)
+
+
 @pytest.fixture(scope="module")
 def sb():
     """One auto-isolation sandbox with two slots, shared by this module's tests."""
@@ -210,8 +226,7 @@ def test_close_stops_workers_and_refuses_runs() -> None:
     with pytest.raises(ConfigError, match="closed"):
         box.run("print(1)")
     box.close()  # twice is fine
-    for uid in uids:
-        assert slot_mod.processes_of_uid(uid) == []
+    assert_no_processes_of(uids)
 
 
 # --------------------------------------------------------------------------- isolation choice

@@ -59,7 +59,7 @@ def bwrap_command(python: str, as_root: bool, uid: int) -> list[str]:
     """The bwrap command line for a worker slot (see the module docstring)."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        raise FileNotFoundError("bwrap")
+        raise FileNotFoundError("bubblewrap is not installed (no `bwrap` on PATH)")
     cmd = [bwrap]
     if as_root:
         cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
@@ -118,7 +118,7 @@ def unshare_command(python: str, uid: int) -> list[str]:
     """The ``unshare`` command line for a worker slot (root only)."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        raise FileNotFoundError("unshare")
+        raise FileNotFoundError("util-linux `unshare` is not on PATH")
     cmd = [unshare, "--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--net", "--ipc", "--uts"]
     cmd += ["--mount", "--propagation", "private", "--"]
     cmd += _python_cmd(python)

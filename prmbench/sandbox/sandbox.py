@@ -72,9 +72,9 @@ class Sandbox:
             in `self.isolation` and on every `ExecResult`; it never changes silently, and a
             weak level (`self.weak`) also emits a RuntimeWarning.
         workers: Number of worker slots, i.e. programs that can run at once (default: one
-            per CPU core this process may use). Each slot is a long-lived worker process, started on first use,
-            that forks a fresh child per program; as root each slot runs programs under its
-            own non-root uid/gid (65000 + n).
+            per CPU core this process may use). Each slot is a long-lived worker process,
+            started on first use, that forks a fresh child per program; as root each slot
+            runs programs under its own non-root uid/gid (65000 and up).
         allow_unsafe: Permit the weak "rlimits" level (no filesystem or network isolation).
         python: Interpreter to run programs with (default: this one, ``sys.executable``).
 
