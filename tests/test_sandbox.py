@@ -287,6 +287,11 @@ def test_unshare_uid_level_isolates_uid_network_and_tmp(tmp_path) -> None:
         assert "net" in r.stdout
         r = box.run(f"print(open({str(host_file)!r}).read())")
         assert r.status == "runtime_error" and "host" not in r.stdout
+        for shared in ("/var/tmp", "/dev/shm", "/run/lock"):  # world-writable on the host
+            if os.path.isdir(shared):
+                r = box.run(f"open({shared + '/prmbench-pwned'!r}, 'w').write('x')")
+                assert r.status == "runtime_error", r
+                assert not os.path.exists(shared + "/prmbench-pwned")
 
 
 def test_outer_deadline_kills_an_unresponsive_worker(monkeypatch: pytest.MonkeyPatch) -> None:

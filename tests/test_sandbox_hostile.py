@@ -158,6 +158,7 @@ def test_big_file_is_capped(sb: Sandbox) -> None:
 
 def test_writing_outside_the_sandbox_fails(sb: Sandbox, tmp_path: Path) -> None:
     targets = [tmp_path / "pwned.txt", Path("/root/pwned.txt"), Path("/usr/pwned.txt"), Path("/etc/pwned.txt")]
+    targets += [Path("/dev/shm/prmbench-pwned"), Path("/var/tmp/prmbench-pwned"), Path("/dev/prmbench-pwned")]
     targets.append(Path(os.__file__).parent / "pwned.py")  # the interpreter's own stdlib
     for target in targets:
         assert not target.exists()

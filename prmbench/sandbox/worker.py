@@ -160,15 +160,31 @@ def _prctl(option: int, arg: int) -> int:
     return int(_libc().prctl(option, arg, 0, 0, 0))
 
 
-def _mount_tmpfs(target: str, size_mb: int) -> None:
+_MS_RDONLY = 1
+
+#: World-writable places of a usual host, hidden under an empty read-only tmpfs when the
+#: host filesystem is visible ("unshare+uid"), so a program cannot leave files on the host.
+SHARED_WRITABLE_DIRS = ("/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/run/shm")
+
+
+def _mount_tmpfs(target: str, size_mb: int, read_only: bool = False) -> None:
     """Mount a fresh tmpfs on `target` (needs CAP_SYS_ADMIN in our mount namespace)."""
     import ctypes
 
     libc = _libc()
-    opts = f"size={size_mb}m,mode=1777".encode()
-    if libc.mount(b"tmpfs", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, opts) != 0:
+    opts = f"size={size_mb}m,mode={'755' if read_only else '1777'}".encode()
+    flags = _MS_NOSUID | _MS_NODEV | (_MS_RDONLY if read_only else 0)
+    if libc.mount(b"tmpfs", target.encode(), b"tmpfs", flags, opts) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount tmpfs on {target}: {os.strerror(err)}")
+
+
+def _private_tmp(size_mb: int) -> None:
+    """A private writable /tmp; the other shared writable directories become empty and read-only."""
+    _mount_tmpfs("/tmp", size_mb)
+    for path in SHARED_WRITABLE_DIRS:
+        if os.path.isdir(path) and not os.path.islink(path):
+            _mount_tmpfs(path, 1, read_only=True)
 
 
 def _capabilities() -> dict[str, str]:
@@ -645,7 +661,7 @@ def main(argv: list[str]) -> int:
     hello: dict = {"ok": True, "pid": os.getpid()}
     try:
         if args.mount_tmp:
-            _mount_tmpfs("/tmp", args.mount_tmp)
+            _private_tmp(args.mount_tmp)
         if args.drop_uid is not None:
             _drop_privileges(args.drop_uid, args.drop_gid if args.drop_gid is not None else args.drop_uid)
         _prctl(_PR_SET_NO_NEW_PRIVS, 1)
