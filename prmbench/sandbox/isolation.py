@@ -35,6 +35,7 @@ def worker_source() -> str:
 
 
 def _python_cmd(python: str) -> list[str]:
+    """The interpreter command line that runs the worker."""
     # -I: ignore PYTHON* variables and the user site; -B: no .pyc writes.
     return [python, "-I", "-B", "-c", worker_source()]
 
@@ -52,6 +53,7 @@ def _interpreter_paths(python: str) -> list[str]:
 
 
 def _covered(path: str, binds: list[str]) -> bool:
+    """Whether `path` is one of `binds` or lies under one."""
     return any(path == b or path.startswith(b.rstrip("/") + "/") for b in binds)
 
 

@@ -164,6 +164,7 @@ class WorkerSlot:
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
         def spawn() -> subprocess.Popen:
+            """Start the launcher (runs on the spawner thread, see `_spawner`)."""
             return subprocess.Popen(
                 cmd, stdin=worker_end.fileno(), stdout=worker_end.fileno(), stderr=self._stderr,
                 start_new_session=True, env=env, cwd="/",
@@ -196,6 +197,7 @@ class WorkerSlot:
         self.hello = hello
 
     def _stderr_text(self) -> str:
+        """The tail of what the launcher and worker wrote to stderr (for error messages)."""
         if self._stderr is None:
             return ""
         try:
@@ -267,6 +269,7 @@ class WorkerSlot:
             return self._run(program, stdin, limits)
 
     def _error(self, message: str, wall: float = 0.0, status: str = "sandbox_error") -> ExecResult:
+        """A result for a run the host had to end itself (no output kept)."""
         return ExecResult(status, None, "", "", wall, self.level, message)
 
     def _run(self, program: str, stdin: str, limits: Limits) -> ExecResult:
@@ -318,6 +321,7 @@ class WorkerSlot:
         poller.register(sock.fileno(), select.POLLIN)
 
         def close(fd: int) -> None:
+            """Stop watching and close one of our pipe ends."""
             poller.unregister(fd)
             ours.discard(fd)
             os.close(fd)

@@ -151,12 +151,14 @@ _MS_NODEV = 4
 
 
 def _libc():  # type: ignore[no-untyped-def]
+    """The C library, for prctl/mount/capset (ctypes is imported only when needed)."""
     import ctypes
 
     return ctypes.CDLL(None, use_errno=True)
 
 
 def _prctl(option: int, arg: int) -> int:
+    """Call prctl(option, arg); returns its result (-1 on failure, never raises)."""
     return int(_libc().prctl(option, arg, 0, 0, 0))
 
 
@@ -217,9 +219,13 @@ def _clear_capabilities() -> None:
     del _prctl_ambient_clear
 
     class Header(ctypes.Structure):
+        """struct __user_cap_header_struct."""
+
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
     class Data(ctypes.Structure):
+        """struct __user_cap_data_struct (two of them for 64-bit capability sets)."""
+
         _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
     header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
@@ -323,6 +329,7 @@ def kill_everything(kill_all_allowed: bool) -> None:
 
 
 def _read_all(fd: int) -> bytes:
+    """Read `fd` to EOF."""
     chunks = []
     while True:
         chunk = os.read(fd, 1 << 20)
