@@ -158,7 +158,10 @@ class WorkerSlot:
         if self.alive:
             return
         self.kill()
-        cmd = isolation.worker_command(self.level, self.python, self.uid if self.uid is not None else 0)
+        try:
+            cmd = isolation.worker_command(self.level, self.python, self.uid if self.uid is not None else 0)
+        except OSError as exc:
+            raise SlotStartError(f"{self.level} worker cannot start: {exc}") from exc
         self._stderr = tempfile.TemporaryFile()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/"}
         host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -191,9 +194,9 @@ class WorkerSlot:
             detail = self._stderr_text()
             self.kill()
             raise SlotStartError(f"{self.level} worker failed: {reason}" + (f"; stderr: {detail}" if detail else ""))
-        if hello.get("uid") == 0:
+        if hello.get("uid") == 0 or (self.dedicated and hello.get("uid") != self.uid):
             self.kill()
-            raise SlotStartError(f"{self.level} worker runs as uid 0; refusing")
+            raise SlotStartError(f"{self.level} worker runs as uid {hello.get('uid')}, not {self.uid}; refusing")
         self.hello = hello
 
     def _stderr_text(self) -> str:
