@@ -196,6 +196,8 @@ def test_bad_arguments_are_config_errors(sb: Sandbox) -> None:
         Sandbox(workers=0)
     with pytest.raises(ConfigError, match="Limits"):
         sb.run("pass", limits={"wall_seconds": 1})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="str"):
+        sb.run(b"print(1)")  # type: ignore[arg-type]
 
 
 def test_run_many_uses_all_slots_and_keeps_order(sb: Sandbox) -> None:

@@ -156,6 +156,10 @@ class Sandbox:
         """
         if self._closed:
             raise ConfigError("this Sandbox is closed; create a new one.")
+        if not isinstance(program, str) or not isinstance(stdin, str):
+            raise ConfigError(
+                f"Sandbox.run takes program and stdin as str, got {type(program).__name__} and {type(stdin).__name__}."
+            )
         if not isinstance(limits, Limits):
             raise ConfigError(f"limits must be a prmbench.sandbox.Limits, got {type(limits).__name__}.")
         slot = self._free.get()
