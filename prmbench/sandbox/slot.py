@@ -298,8 +298,8 @@ class WorkerSlot:
             finally:
                 for fd in child_ends:
                     os.close(fd)
-            return self._supervise(sock, run_id, limits, start, program.encode("utf-8"),
-                                   stdin.encode("utf-8"), program_w, stdin_w, stdout_r, stderr_r, ours)
+            return self._supervise(sock, run_id, limits, start, program.encode("utf-8", "surrogatepass"),
+                                   stdin.encode("utf-8", "surrogatepass"), program_w, stdin_w, stdout_r, stderr_r, ours)
         finally:
             for fd in ours:
                 try:
