@@ -15,15 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from prmbench.errors import ConfigError, DataError
-from prmbench.interfaces import Task
+from prmbench.tasks.code_base import CodeTask
 from prmbench.tasks.lcb_data import (
     HUB_REPO,
     TASK_NAME,
@@ -43,15 +42,10 @@ from prmbench.tasks.lcb_grading import (
     stdio_program,
     stripped_lines,
 )
-from prmbench.types import Grade, Message, Problem
+from prmbench.types import Grade, Problem
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
-SYSTEM_PROMPT = (
-    "You are an expert Python programmer. Solve the programming problem step by step: reason briefly, "
-    "separating consecutive steps with a blank line, and end with the complete solution in a single "
-    "```python code block."
-)
 STDIN_FORMAT = (
     "Write a Python program that reads the input from standard input and writes the answer to standard "
     "output. Do not hard-code or test on the sample inputs: the program must read the input, solve the "
@@ -94,7 +88,7 @@ class TestOutcome:
     message: str = ""
 
 
-class LiveCodeBenchTask(Task):
+class LiveCodeBenchTask(CodeTask):
     """LiveCodeBench code generation, graded by running programs in `prmbench.sandbox`.
 
     Args:
@@ -111,6 +105,7 @@ class LiveCodeBenchTask(Task):
             or ``float`` (numbers within `rtol`/`atol`).
         timeout: Seconds per test (wall and CPU; upstream's default is 6).
         memory_mb: Address-space limit per test program.
+        step_split: ``blank_lines`` (default) or ``none``, as for every `CodeTask`.
         isolation, allow_unsafe, workers: Passed to `prmbench.sandbox.Sandbox` (created on first
             use, closed by `close`); `workers` tests run in parallel.
 
@@ -126,7 +121,6 @@ class LiveCodeBenchTask(Task):
     programs or the comparators change.
     """
 
-    domain = "code"
     version = "1"
 
     def __init__(
@@ -143,7 +137,9 @@ class LiveCodeBenchTask(Task):
         isolation: str = "auto",
         allow_unsafe: bool = False,
         workers: int | None = None,
+        step_split: str = "blank_lines",
     ) -> None:
+        super().__init__(step_split=step_split, isolation=isolation, allow_unsafe=allow_unsafe, workers=workers)
         self.data_file = None if data_file in (None, "") else str(data_file)
         release_files(release_version)  # validates the tag
         self.release_version = release_version
@@ -158,11 +154,6 @@ class LiveCodeBenchTask(Task):
         self.memory_mb = int(self._positive("memory_mb", memory_mb))
         self.rtol = self._positive("rtol", rtol, allow_zero=True)
         self.atol = self._positive("atol", atol, allow_zero=True)
-        self.isolation = isolation
-        self.allow_unsafe = bool(allow_unsafe)
-        self.workers = workers
-        self._sandbox: Any = None
-        self._sandbox_lock = threading.Lock()
         self._hidden: dict[str, tuple[Any, str]] = {}
         self._cache_lock = threading.Lock()
         self._hidden_cache: OrderedDict[str, tuple[TestCase, ...]] = OrderedDict()
@@ -183,6 +174,7 @@ class LiveCodeBenchTask(Task):
     def config(self) -> dict[str, Any]:
         """Arguments that affect results (the file path is left out: the data fingerprint covers it)."""
         return {
+            **super().config(),
             "release_version": None if self.data_file else self.release_version,
             "start_date": self.start_date.isoformat() if self.start_date else None,
             "end_date": self.end_date.isoformat() if self.end_date else None,
@@ -319,48 +311,13 @@ class LiveCodeBenchTask(Task):
         return list(cached)
 
     # -- prompting ---------------------------------------------------------------------------
-    def prompt(self, problem: Problem) -> tuple[Message, ...]:
-        """A system message and the problem with its output format (stdin program or starter code)."""
+    def user_prompt(self, problem: Problem) -> str:
+        """The problem statement and its format: a stdin program, or the LeetCode starter code."""
         starter = (problem.metadata.get("starter_code") or "").rstrip()
         fmt = FUNCTIONAL_FORMAT.format(starter=starter) if starter else STDIN_FORMAT
-        return (
-            Message(role="system", content=SYSTEM_PROMPT),
-            Message(role="user", content=f"### Question\n{problem.question.strip()}\n\n### Format\n{fmt}"),
-        )
-
-    # -- answers -----------------------------------------------------------------------------
-    def extract_answer(self, text: str) -> str | None:
-        """The last fenced code block (```python or bare ```); an unclosed final fence counts."""
-        blocks = re.findall(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", text or "", flags=re.S | re.I)
-        code = blocks[-1] if blocks else None
-        return code if code and code.strip() else None
-
-    def answer_key(self, answer: str) -> str:
-        """Code with trailing whitespace and blank lines removed."""
-        return "\n".join(ln.rstrip() for ln in answer.strip("\n").splitlines() if ln.strip())
-
-    def same_answer(self, a: str, b: str) -> bool:
-        """Textually equal programs (up to trailing whitespace and blank lines)."""
-        return self.answer_key(a) == self.answer_key(b)
+        return f"### Question\n{problem.question.strip()}\n\n### Format\n{fmt}"
 
     # -- execution ---------------------------------------------------------------------------
-    @property
-    def sandbox(self) -> Any:
-        """The task's sandbox, created on first use."""
-        with self._sandbox_lock:
-            if self._sandbox is None:
-                from prmbench.sandbox import Sandbox
-
-                self._sandbox = Sandbox(isolation=self.isolation, workers=self.workers, allow_unsafe=self.allow_unsafe)
-            return self._sandbox
-
-    def close(self) -> None:
-        """Stop the sandbox workers."""
-        with self._sandbox_lock:
-            if self._sandbox is not None:
-                self._sandbox.close()
-                self._sandbox = None
-
     def _limits(self, tests: Sequence[TestCase]) -> Any:
         """Per-run limits; the output cap leaves room for the longest expected output of `tests`
         (real problems print megabytes) and never drops below 1 MB."""
@@ -445,23 +402,15 @@ class LiveCodeBenchTask(Task):
                 self._public_cache.popitem(last=False)
         return [f if f is not None else () for f in found]
 
-    def public_pass_fraction(self, problem: Problem, code: str | None) -> float:
-        """Share of the public examples `code` passes (0.0 without code or examples)."""
-        tests = self.public_tests(problem)
-        if not code or not tests:
-            return 0.0
-        outcomes = self._public_outcomes_many(problem, [code])[0]
-        return sum(o.status == "passed" for o in outcomes) / len(tests)
+    def public_outcomes(self, problem: Problem, codes: Sequence[str]) -> list[list[tuple[bool, Any]]]:
+        """``(passed, observation)`` per public example for each program (never hidden tests).
 
-    def vote_keys(self, problem: Problem, answers: Sequence[str]) -> list[str] | None:
-        """A fingerprint of each program's behaviour on the public examples (never hidden tests)."""
-        runs = self._public_outcomes_many(problem, [a for a in answers if a])
-        by_code = dict(zip([a for a in answers if a], runs))
-        keys = []
-        for code in answers:
-            blob = json.dumps([o.observed for o in by_code.get(code, ())] if code else ["<no code>"])
-            keys.append(hashlib.sha256(blob.encode()).hexdigest()[:16])
-        return keys
+        The observation is the program's normalised stdout lines, its typed return value as
+        JSON text, or its failure status; `vote_keys` and `public_pass_fraction` (from
+        `CodeTask`) are built on it.
+        """
+        runs = self._public_outcomes_many(problem, list(codes))
+        return [[(o.status == "passed", o.observed) for o in run] for run in runs]
 
     # -- grading -----------------------------------------------------------------------------
     @staticmethod
@@ -485,7 +434,7 @@ class LiveCodeBenchTask(Task):
         ``first_failing`` (``{"kind", "index"}`` or None), ``isolation`` (the sandbox level the
         tests ran under) and ``comparator``.
         """
-        code = self.extract_answer(completion or "")
+        code = self.extract_program(problem, completion or "")
         public = self.public_tests(problem)
         if code is None:
             return Grade(False, {"reason": "no_code", "public": None, "private": None, "first_failing": None,

@@ -242,8 +242,12 @@ def test_runtime_error_and_timeout(task, problems):
 
 
 def test_no_code(task, problems):
-    g = task.grade(problems["abc900_a"], "I think the answer is 5.")
+    g = task.grade(problems["abc900_a"], "  \n")
     assert not g.correct and g.details["reason"] == "no_code"
+    # text without a fence is taken as the program (CodeTask's rule): prose fails to run
+    g = task.grade(problems["abc900_a"], "I think the answer is 5.")
+    assert not g.correct and g.details["reason"] == "runtime_error"
+    assert "SyntaxError" in g.details["public"]["message"]
 
 
 def test_sys_exit_ends_program_normally(task, problems):
@@ -345,7 +349,7 @@ def test_evaluate_samples_cli(tmp_path, capsys):
 
     samples = tmp_path / "samples.jsonl"
     samples.write_text(json.dumps({"task_id": "abc990_a", "completion": fenced("print(input()[::-1])")}) + "\n"
-                       + json.dumps({"problem_id": "3977", "completion": "no code here"}) + "\n")
+                       + json.dumps({"problem_id": "3977", "completion": ""}) + "\n")
     out = tmp_path / "graded.jsonl"
     args = ["evaluate-samples", "--task", "livecodebench", "--data-file", str(FIXTURE), "--samples", str(samples),
             "--output", str(out), "--task-args", "workers=2,timeout=2"]
@@ -383,3 +387,16 @@ def test_expected_outputs_never_enter_the_sandbox(task, problems):
              for t in task.public_tests(problems[pid]) + task.hidden_tests(problems[pid])]
     assert sorted(stdins_sent) == sorted(t.input for t in tests)
     assert not any("2000000000000000000" in x for x in stdins_sent)
+
+
+def test_is_a_code_task_for_exec_public_and_voting(task, problems):
+    from prmbench.tasks.code_base import CodeTask
+    from prmbench.reward_models.exec_public import ExecPublicRM
+
+    assert isinstance(task, CodeTask) and task.domain == "code"
+    p = problems["3977"]
+    good = fenced("class Solution:\n    def sortedSquares(self, nums):\n        return sorted(x * x for x in nums)")
+    bad = fenced("class Solution:\n    def sortedSquares(self, nums):\n        return nums")
+    scores = ExecPublicRM().score(task, p, [task.split_steps(good), task.split_steps(bad)])
+    assert [s.step_scores for s in scores] == [(1.0,), (0.0,)]
+    assert task.config()["step_split"] == "blank_lines"
