@@ -10,3 +10,9 @@ def register_tasks(register):  # type: ignore[no-untyped-def]
              summary="MATH-500 (Lightman et al.): 500 competition math problems, graded with math-verify")
     register("livecodebench", "prmbench.tasks.livecodebench:LiveCodeBenchTask",
              summary="LiveCodeBench code generation (code_generation_lite): contest problems, all tests run in the sandbox")
+    register("humaneval_plus", "prmbench.tasks.evalplus_tasks:HumanEvalPlusTask",
+             summary="HumanEval+ v0.1.10 (EvalPlus): 164 functions, base + plus inputs judged with evalplus semantics in the sandbox")
+    register("humaneval", "prmbench.tasks.evalplus_tasks:HumanEvalTask",
+             summary="OpenAI HumanEval: 164 functions, graded by the original check() tests in the sandbox")
+    register("mbpp_plus", "prmbench.tasks.evalplus_tasks:MbppPlusTask",
+             summary="MBPP+ v0.2.0 (EvalPlus): 378 functions, base + plus inputs judged with evalplus semantics in the sandbox")
