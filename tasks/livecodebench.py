@@ -103,7 +103,8 @@ class LiveCodeBenchTask(CodeTask):
             ``--start_date/--end_date`` do for contamination-free evaluation.
         comparator: ``strict`` (LiveCodeBench's rule, default, comparable with published numbers)
             or ``float`` (numbers within `rtol`/`atol`).
-        timeout: Seconds per test (wall and CPU; upstream's default is 6).
+        timeout: CPU seconds per test (upstream's default is 6; wall time is allowed
+            ``2 * timeout + 1``).
         memory_mb: Address-space limit per test program.
         step_split: ``blank_lines`` (default) or ``none``, as for every `CodeTask`.
         isolation, allow_unsafe, workers: Passed to `prmbench.sandbox.Sandbox` (created on first
@@ -319,12 +320,14 @@ class LiveCodeBenchTask(CodeTask):
 
     # -- execution ---------------------------------------------------------------------------
     def _limits(self, tests: Sequence[TestCase]) -> Any:
-        """Per-run limits; the output cap leaves room for the longest expected output of `tests`
-        (real problems print megabytes) and never drops below 1 MB."""
+        """Per-run limits: `timeout` seconds of CPU time (the binding limit; wall time gets
+        ``2 * timeout + 1`` so that a loaded machine does not turn slow starts into timeouts, while
+        a sleeping program is still stopped), `memory_mb`, and an output cap that leaves room for
+        the longest expected output of `tests` (real problems print megabytes), at least 1 MB."""
         from prmbench.sandbox import Limits
 
         longest = max((len(t.output.encode()) for t in tests), default=0)
-        return Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout, memory_mb=self.memory_mb,
+        return Limits(wall_seconds=2 * self.timeout + 1, cpu_seconds=self.timeout, memory_mb=self.memory_mb,
                       max_output_bytes=max(1_000_000, 4 * longest + 65_536))
 
     def _program(self, problem: Problem, code: str) -> str:
@@ -440,6 +443,8 @@ class LiveCodeBenchTask(CodeTask):
             return Grade(False, {"reason": "no_code", "public": None, "private": None, "first_failing": None,
                                  "isolation": None, "comparator": self.comparator})
         hidden = self.hidden_tests(problem)
+        if not public and not hidden:
+            raise DataError(f"{TASK_NAME} problem {problem.id!r} has no tests at all; it cannot be graded")
         pub = self.run_tests(problem, code, public)
         pub_sum = self._summary(pub, len(public))
         priv: list[TestOutcome] = []

@@ -400,3 +400,15 @@ def test_is_a_code_task_for_exec_public_and_voting(task, problems):
     scores = ExecPublicRM().score(task, p, [task.split_steps(good), task.split_steps(bad)])
     assert [s.step_scores for s in scores] == [(1.0,), (0.0,)]
     assert task.config()["step_split"] == "blank_lines"
+
+
+def test_sleeping_program_hits_wall_limit_and_memory_status(problems):
+    t = LiveCodeBenchTask(data_file=str(FIXTURE), timeout=0.5, memory_mb=512, workers=1)
+    try:
+        p = {q.id: q for q in t.load()}["abc950_b"]
+        g = t.grade(p, fenced("import time\ntime.sleep(60)"))
+        assert not g.correct and g.details["reason"] == "timeout"
+        g = t.grade(p, fenced("x = bytearray(2 * 1024 ** 3)\nprint(len(x))"))
+        assert not g.correct and g.details["reason"] == "memory"
+    finally:
+        t.close()
