@@ -14,7 +14,9 @@ Programs
     module-level ``<func_name>`` when there is no ``Solution`` class, as upstream allows) is
     called with the arguments parsed from stdin (one JSON value per line) while the candidate's
     own prints go to stderr, and the return value is written to stdout as *typed JSON* (tuples,
-    sets and non-string dict keys kept apart from lists and strings; see `decode_typed`).
+    sets, non-string dict keys and integers of any size kept apart from lists, strings and
+    floats; other objects become an `Opaque` that equals nothing; see `decode_typed`). Blank
+    lines of a functional input are skipped (upstream would fail on them).
 
 Comparators (selected by name, see `COMPARATORS`)
     ``strict`` is LiveCodeBench's rule. stdin problems, as upstream's ``grade_stdio``: strip the
@@ -80,7 +82,8 @@ def _lcb_enc(x):
     if x is None or isinstance(x, (bool, str)):
         return x
     if isinstance(x, int):
-        return int(x)
+        x = int(x)
+        return x if -(1 << 63) <= x < (1 << 63) else {{"$int": hex(x)}}
     if isinstance(x, float):
         return float(x)
     if isinstance(x, list):
@@ -92,7 +95,7 @@ def _lcb_enc(x):
     if isinstance(x, dict):
         return {{"$dict": [[_lcb_enc(k), _lcb_enc(v)] for k, v in x.items()]}}
     if isinstance(x, _lcb_numbers.Integral):
-        return int(x)
+        return _lcb_enc(int(x))
     if isinstance(x, _lcb_numbers.Real):
         return float(x)
     return {{"$opaque": type(x).__name__, "repr": repr(x)[:200]}}
@@ -168,6 +171,8 @@ def decode_typed(obj: Any) -> Any:
             return frozenset(decode_typed(v) for v in obj["$frozenset"])
         if "$dict" in obj:
             return {decode_typed(k): decode_typed(v) for k, v in obj["$dict"]}
+        if "$int" in obj:
+            return int(str(obj["$int"]), 16)
         if "$opaque" in obj:
             return Opaque(str(obj["$opaque"]), str(obj.get("repr", "")))
         raise ValueError(f"unknown typed-JSON object {sorted(obj)}")
@@ -181,7 +186,7 @@ def parse_functional_stdout(stdout: str) -> tuple[str, Any]:
         return "no_result", "the program printed no result"
     try:
         msg = json.loads(lines[-1])
-    except json.JSONDecodeError:
+    except ValueError:
         return "no_result", "unparseable result line"
     if not isinstance(msg, Mapping):
         return "no_result", "unparseable result line"

@@ -354,7 +354,7 @@ class LiveCodeBenchTask(CodeTask):
             observed = json.dumps(value, sort_keys=True, default=repr)
             try:
                 expected = json.loads(test.output)
-            except json.JSONDecodeError:
+            except ValueError:
                 raise DataError(f"{TASK_NAME} problem {problem.id!r}: a test's expected output is not JSON: "
                                 f"{test.output[:100]!r}") from None
             ok = value_eq_t(value, expected)

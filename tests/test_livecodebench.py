@@ -412,3 +412,16 @@ def test_sleeping_program_hits_wall_limit_and_memory_status(problems):
         assert not g.correct and g.details["reason"] == "memory"
     finally:
         t.close()
+
+
+def test_typed_results_from_the_sandbox(task):
+    from prmbench.sandbox import Limits
+    from prmbench.tasks.lcb_grading import Opaque, functional_program, parse_functional_stdout
+
+    code = ("class Solution:\n    def f(self, a, b):\n        print('noise on stdout')\n"
+            "        return (a + b, 10 ** 400, {(1, 2): frozenset([3])}, {'k': [1.5, None, True]}, object())\n")
+    r = task.sandbox.run(functional_program(code, "f"), "[1, 2]\n[3]\n", Limits(wall_seconds=10))
+    kind, value = parse_functional_stdout(r.stdout)
+    assert kind == "ok" and "noise on stdout" in r.stderr
+    assert value[:4] == [[1, 2, 3], 10 ** 400, {(1, 2): frozenset({3})}, {"k": [1.5, None, True]}]
+    assert isinstance(value[4], Opaque) and value[4] != value[4]  # arbitrary objects equal nothing
