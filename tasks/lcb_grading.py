@@ -8,15 +8,23 @@ Programs
     Both start with `PRELUDE`: the imports upstream's harness prepends (``from math import *``,
     ``from typing import *``, ``import collections`` ...; LeetCode starter code uses ``List``
     without importing it) and ``sys.setrecursionlimit(50000)``. The candidate's source then
-    runs unchanged through ``exec``: a stdin program as ``__main__`` in its own process, reading
-    its real stdin pipe; ``SystemExit`` is treated as a normal end of the program, as upstream
-    does. A functional program is loaded as a module, ``Solution().<func_name>`` (or a
+    runs unchanged through ``exec``: a stdin program in the namespace of the real ``__main__``
+    module of its own process, reading its real stdin pipe; ``SystemExit`` is treated as a
+    normal end of the program, as upstream does. A functional program is loaded as module ``tmp_sol``, ``Solution().<func_name>`` (or a
     module-level ``<func_name>`` when there is no ``Solution`` class, as upstream allows) is
     called with the arguments parsed from stdin (one JSON value per line) while the candidate's
     own prints go to stderr, and the return value is written to stdout as *typed JSON* (tuples,
     sets, non-string dict keys and integers of any size kept apart from lists, strings and
     floats; other objects become an `Opaque` that equals nothing; see `decode_typed`). Blank
     lines of a functional input are skipped (upstream would fail on them).
+
+Differences from upstream's in-process harness (``lcb_runner/evaluation/testing_util.py``)
+    Every test is a fresh sandboxed process with real pipes instead of one ``exec`` with a
+    mocked ``sys.stdin``/``open``; the stdin program is not wrapped into a function, so module
+    level code behaves as in a script; the limit is CPU time per test (see the task's
+    ``timeout``) rather than a wall-clock ``signal.alarm``; a LeetCode method gets a fresh
+    ``Solution()`` per test (upstream reuses one instance). Return values cross back as typed
+    JSON, so equality is still Python's ``==`` on the same types (nested tuples stay tuples).
 
 Comparators (selected by name, see `COMPARATORS`)
     ``strict`` is LiveCodeBench's rule. stdin problems, as upstream's ``grade_stdio``: strip the
@@ -53,7 +61,7 @@ PRELUDE = "\n".join(
 _STDIO_TEMPLATE = '''\
 import sys as _lcb_sys
 _lcb_src = {src!r}
-_lcb_ns = {{"__name__": "__main__", "__builtins__": __builtins__}}
+_lcb_ns = globals()
 exec({prelude!r}, _lcb_ns)
 try:
     exec(compile(_lcb_src, "<solution>", "exec"), _lcb_ns)
@@ -107,7 +115,10 @@ try:
 except ValueError as e:
     _lcb_emit({{"error": "bad_input", "message": str(e)[:300]}})
     _lcb_sys.exit(0)
-_lcb_ns = {{"__name__": "tmp_sol", "__builtins__": __builtins__}}
+import types as _lcb_types
+_lcb_mod = _lcb_types.ModuleType("tmp_sol")
+_lcb_sys.modules["tmp_sol"] = _lcb_mod
+_lcb_ns = _lcb_mod.__dict__
 exec({prelude!r}, _lcb_ns)
 exec(compile({src!r}, "<solution>", "exec"), _lcb_ns)
 if "Solution" in _lcb_ns:
