@@ -425,3 +425,27 @@ def test_typed_results_from_the_sandbox(task):
     assert kind == "ok" and "noise on stdout" in r.stderr
     assert value[:4] == [[1, 2, 3], 10 ** 400, {(1, 2): frozenset({3})}, {"k": [1.5, None, True]}]
     assert isinstance(value[4], Opaque) and value[4] != value[4]  # arbitrary objects equal nothing
+
+
+def test_script_style_program_with_main_guard(task, problems):
+    code = """
+from __future__ import annotations
+from dataclasses import dataclass
+import sys
+
+
+@dataclass
+class Pair:
+    a: int
+    b: int
+
+
+def main() -> None:
+    p = Pair(*map(int, sys.stdin.readline().split()))
+    print(p.a + p.b)
+
+
+if __name__ == "__main__":
+    main()
+"""
+    assert task.grade(problems["abc900_a"], fenced(code)).correct
