@@ -84,8 +84,20 @@ MBPP_SET_EQ_ENTRY_POINTS = frozenset({
 #: MBPP+ entry points judged on "returns something not None" (evalplus ``MBPP_OUTPUT_NOT_NONE_TASKS``).
 MBPP_NOT_NONE_ENTRY_POINTS = frozenset({"check_str", "text_match_three", "text_starta_endb"})
 
+#: Outputs whose ``marshal.dumps(value, 0)`` is larger than this are compared by its sha256
+#: (exact serialised identity) instead of being sent back whole (only Mbpp/255 needs it).
+BIG_OUTPUT_BYTES = 1 << 25
+
 #: Judge version: bump when encoding, driver, comparison or ground-truth logic changes.
 JUDGE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Stands for a huge output: sha256 and size of its ``marshal.dumps(value, 0)`` bytes."""
+
+    sha256: str
+    size: int
 
 
 class UnsupportedValue(TypeError):
@@ -197,7 +209,7 @@ def loads_typed(text: str) -> Any:
 # The in-sandbox driver.
 # --------------------------------------------------------------------------------------------
 _DRIVER_MAIN = r'''
-import builtins as _b, io as _io, json as _json, os as _os, signal as _signal, sys as _sys, time as _time
+import builtins as _b, hashlib as _hashlib, io as _io, marshal as _marshal, json as _json, os as _os, signal as _signal, sys as _sys, time as _time
 
 
 class _Timeout(BaseException):
@@ -320,6 +332,18 @@ def _main():
         elif not_none == "candidate" and type(out) is not bool:
             emit({"i": i, "not_none": out is not None, "t": took})
             continue
+        big = None
+        if type(out) in (list, tuple, str, bytes, dict, set, frozenset):
+            try:
+                blob = _marshal.dumps(out, 0)
+            except BaseException:
+                blob = b""
+            if len(blob) > job.get("big_output", 1 << 25):
+                big = {"i": i, "digest": _hashlib.sha256(blob).hexdigest(), "size": len(blob), "t": took}
+            del blob
+        if big is not None:
+            emit(big)
+            continue
         try:
             enc = encode_value(out)
         except BaseException as e:
@@ -349,7 +373,8 @@ DRIVER_SOURCE = _driver_source()
 class CallRecord:
     """What one input did in the sandbox.
 
-    `kind` is "value" (returned `value`), "not_none" (`value` is whether a non-bool return
+    `kind` is "value" (returned `value`), "digest" (returned a value whose marshal form is
+    larger than `BIG_OUTPUT_BYTES`; `value` is its `Digest`), "not_none" (`value` is whether a non-bool return
     value was not None; MBPP+ not-None tasks), "error" (raised `error`), "timeout" (hit its
     time limit), "unsupported" (returned a non-builtin value), or "missing" (no record: the
     run died or was killed before this input finished).
@@ -366,6 +391,8 @@ class CallRecord:
             return {"v": encode_value(self.value)}
         if self.kind == "not_none":
             return {"not_none": bool(self.value)}
+        if self.kind == "digest":
+            return {"digest": self.value.sha256}
         if self.kind == "error":
             return {"error": self.error}
         return {self.kind: True}
@@ -422,6 +449,7 @@ def run_calls(
         "guard": guard,
         "not_none": not_none,
         "stop_on_error": stop_on_error,
+        "big_output": BIG_OUTPUT_BYTES,
     }
     wall = wall_seconds if wall_seconds is not None else min(DEFAULT_TIMEOUT_PER_RUN, sum(time_limits)) + 2.0
     limits = Limits(wall_seconds=wall, cpu_seconds=wall, memory_mb=memory_mb,
@@ -455,7 +483,9 @@ def parse_driver_output(stdout: str, n_items: int, status: str, isolation: str, 
         if type(i) is not int or not 0 <= i < n_items or records[i] is not None:
             continue
         t = float(rec.get("t", 0.0)) if isinstance(rec.get("t"), (int, float)) else 0.0
-        if "v" in rec:
+        if "digest" in rec:
+            records[i] = CallRecord("digest", Digest(str(rec["digest"]), int(rec.get("size", 0))), seconds=t)
+        elif "v" in rec:
             try:
                 records[i] = CallRecord("value", decode_value(rec["v"]), seconds=t)
             except (ValueError, TypeError, OverflowError):
@@ -522,6 +552,8 @@ class EvalplusComparator:
         if record.kind == "not_none":
             exact = expected == record.value
             return self._tolerance_step(exact, None, expected, use_out=False)
+        if isinstance(expected, Digest) or record.kind == "digest":
+            return record.kind == "digest" and isinstance(expected, Digest) and record.value == expected
         if record.kind != "value":
             return False
         out = record.value
@@ -635,7 +667,7 @@ def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Se
         return Verdict("pass", 0, 0), getattr(sandbox, "isolation", "")
     limits = time_limits_for(gt_times, min_time_limit, factor)
     not_none = "candidate" if dataset == "mbpp" and entry_point in MBPP_NOT_NONE_ENTRY_POINTS else None
-    out_bytes = len(json.dumps([encode_value(e) for e in expected])) if expected else 0
+    out_bytes = sum(200 if isinstance(e, Digest) else len(json.dumps(encode_value(e))) for e in expected)
     report = run_calls(sandbox, code, entry_point, [("args", list(a)) for a in inputs], limits,
                        guard=True, not_none=not_none, memory_mb=memory_mb,
                        max_output_bytes=max(2_000_000, 8 * out_bytes + 100_000))

@@ -307,12 +307,25 @@ def _run_check(check: str, value: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 # Ground truth.
 # --------------------------------------------------------------------------------------------
+def _gt_encode(rec: cj.CallRecord) -> Any:
+    if rec.kind == "digest":
+        return {"$digest": rec.value.sha256, "size": rec.value.size}
+    return cj.encode_value(rec.value)
+
+
+def _gt_decode(v: Any) -> Any:
+    if isinstance(v, dict) and "$digest" in v:
+        return cj.Digest(str(v["$digest"]), int(v.get("size", 0)))
+    return cj.decode_value(v)
+
+
 class GroundTruth:
     """Expected outputs and times of the canonical solutions, computed in the sandbox.
 
-    Stored per problem as JSON under ``<cache_dir>/ground_truth/<task>-<dataset sha256[:16]>-
-    t<task version>-j<judge version>/<task_id>.json``: ``{"base": [typed JSON], "base_time":
-    [seconds], "plus": [...], "plus_time": [...]}``. Writes are atomic (temporary file +
+    Stored per problem as gzipped JSON under ``<cache_dir>/ground_truth/<task>-<dataset
+    sha256[:16]>-t<task version>-j<judge version>/<task_id>.json.gz``: ``{"base": [typed JSON],
+    "base_time": [seconds], "plus": [...], "plus_time": [...]}`` (an output too big to send
+    back whole is stored as ``{"$digest": sha256, "size": n}``, see `code_judge.Digest`). Writes are atomic (temporary file +
     rename), so concurrent processes at worst compute the same file twice.
     """
 
@@ -323,7 +336,7 @@ class GroundTruth:
 
     def path(self, task_id: str) -> Path:
         """The cache file of one problem."""
-        return self.root / (re.sub(r"[^A-Za-z0-9_.-]", "_", task_id) + ".json")
+        return self.root / (re.sub(r"[^A-Za-z0-9_.-]", "_", task_id) + ".json.gz")
 
     def get(self, task_id: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The decoded ground truth of `task_id` (from memory, disk, or `compute()`)."""
@@ -335,17 +348,19 @@ class GroundTruth:
         raw = None
         if p.is_file():
             try:
-                raw = json.loads(p.read_text())
-            except (OSError, ValueError):
+                with gzip.open(p, "rt", encoding="utf-8") as fh:
+                    raw = json.load(fh)
+            except (OSError, ValueError, EOFError):
                 raw = None
         if raw is None:
             raw = compute()
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")
-            tmp.write_text(json.dumps(raw, separators=(",", ":")))
+            tmp = p.with_name(f"{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as fh:
+                json.dump(raw, fh, separators=(",", ":"))
             os.replace(tmp, p)
-        gt = {"base": [cj.decode_value(v) for v in raw["base"]], "base_time": raw["base_time"],
-              "plus": [cj.decode_value(v) for v in raw["plus"]], "plus_time": raw["plus_time"]}
+        gt = {"base": [_gt_decode(v) for v in raw["base"]], "base_time": raw["base_time"],
+              "plus": [_gt_decode(v) for v in raw["plus"]], "plus_time": raw["plus_time"]}
         with self._lock:
             self._mem[task_id] = gt
             while len(self._mem) > 32:
@@ -619,24 +634,37 @@ class _PlusTask(_FunctionTask):
         """``prompt + canonical_solution`` (evalplus's ground-truth program)."""
         return row["prompt"] + row["canonical_solution"]
 
-    def _compute_ground_truth(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def _compute_ground_truth(self, row: Mapping[str, Any], plus_indices: Sequence[int] | None = None) -> dict[str, Any]:
         ep = row["entry_point"]
         not_none = "ground_truth" if self.dataset == "mbpp" and ep in cj.MBPP_NOT_NONE_ENTRY_POINTS else None
         out: dict[str, Any] = {}
         for split in ("base", "plus"):
             inputs = row[f"{split}_input"]
+            if split == "plus" and plus_indices is not None:
+                inputs = [inputs[i] for i in plus_indices]
             report = cj.run_calls(self.sandbox, self.canonical_program(row), ep, [("args", list(a)) for a in inputs],
                                   [120.0] * len(inputs), guard=False, not_none=not_none, stop_on_error=False,
                                   wall_seconds=1800.0, memory_mb=self.memory_mb, max_output_bytes=1 << 30)
-            bad = [(i, r) for i, r in enumerate(report.records) if r.kind != "value"]
+            bad = [(i, r) for i, r in enumerate(report.records) if r.kind not in ("value", "digest")]
             if report.load_error or bad:
                 i, r = bad[0] if bad else (0, None)
                 raise DataError(f"{self.task_name}: the canonical solution of {row['task_id']} failed on {split} input "
                                 f"{i} ({report.load_error or (r.kind + ' ' + r.error if r else '')}; sandbox "
                                 f"{report.status} {report.message[:200]}); cannot compute ground truth")
-            out[split] = [cj.encode_value(r.value) for r in report.records]
+            out[split] = [_gt_encode(r) for r in report.records]
             out[f"{split}_time"] = [r.seconds for r in report.records]
         return out
+
+    def compute_ground_truth(self, problem: Problem, plus_indices: Sequence[int] | None = None) -> dict[str, Any]:
+        """Run the canonical solution now (no cache) on the base inputs and on the plus inputs
+        at `plus_indices` (all when None); decoded like `ground_truth`."""
+        raw = self._compute_ground_truth(self._row(problem), plus_indices)
+        return {"base": [_gt_decode(v) for v in raw["base"]], "base_time": raw["base_time"],
+                "plus": [_gt_decode(v) for v in raw["plus"]], "plus_time": raw["plus_time"]}
+
+    def hidden_inputs(self, problem: Problem, split: str) -> list:
+        """The problem's ``base`` or ``plus`` inputs (argument lists; for grading and tests only)."""
+        return list(self._row(problem)[f"{split}_input"])
 
     def ground_truth(self, problem: Problem) -> dict[str, Any]:
         """Decoded expected outputs and times: ``{"base", "base_time", "plus", "plus_time"}``."""
