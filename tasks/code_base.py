@@ -197,12 +197,13 @@ class CodeTask(Task):
                 self._sandbox = None
 
     # -- public examples ---------------------------------------------------------------------
-    def public_outcomes(self, problem: Problem, codes: Sequence[str]) -> list[list[tuple[bool, Any]]]:
+    def public_outcomes(self, problem: Problem, codes: Sequence[str]) -> list[list[tuple[bool | None, Any]]]:
         """For each program, ``(passed, observation)`` per public example, in order.
 
         `observation` is JSON-compatible and describes what the program did (its typed output
-        or its failure kind) so that equal observations mean equal behaviour. Subclasses
-        implement it; only public examples may be used.
+        or its failure kind) so that equal observations mean equal behaviour. `passed` is None
+        for an example shown without a checkable value (it only shapes `vote_keys`).
+        Subclasses implement it; only public examples may be used.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement public_outcomes")
 
@@ -210,17 +211,20 @@ class CodeTask(Task):
         """Fraction of the public examples `code` passes (0.0 without code or examples)."""
         if not code:
             return 0.0
-        outcomes = self.public_outcomes(problem, [code])[0]
-        if not outcomes:
+        checked = [passed for passed, _ in self.public_outcomes(problem, [code])[0] if passed is not None]
+        if not checked:
             return 0.0
-        return sum(1 for passed, _ in outcomes if passed) / len(outcomes)
+        return sum(1 for passed in checked if passed) / len(checked)
 
     def vote_keys(self, problem: Problem, answers: Sequence[str]) -> list[str] | None:
         """A behaviour fingerprint per program: sha256 of its typed outputs/errors on the
-        public examples (never hidden tests). Programs without code share one key."""
+        public examples (never hidden tests). Programs without code share one key. None (vote
+        by `same_answer`, i.e. normalised code) when the problem shows no public example."""
         codes = [a for a in answers if a]
         unique = list(dict.fromkeys(codes))
         runs = dict(zip(unique, self.public_outcomes(problem, unique))) if unique else {}
+        if unique and not any(runs.values()):
+            return None
         keys = []
         for a in answers:
             if not a:

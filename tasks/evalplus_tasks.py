@@ -25,9 +25,11 @@ Public examples (for `vote_keys` and `public_pass_fraction`, never for grading):
 prompt shows. HumanEval(+): calls of the entry point with literal arguments in the prompt's
 docstring, with their expected value: doctest ``>>> f(x)`` followed by the value line, or one
 line ``f(x) <sep> value`` with ``<sep>`` one of ``==>``, ``=>``, ``==``, ``->``, ``➞``, ``=``,
-``returns``, ``should return`` (optionally after ``#``); examples whose arguments or value are
-not Python literals (or are followed by more arithmetic) are skipped, and the docstrings'
-own mistakes are kept (public means what the user sees). The evalplus ``base_input`` are the
+``returns``, ``should return`` (optionally after ``#``). Calls whose arguments are not Python
+literals are skipped; a call whose value is not a literal (``=> true``, ``-> 19 - 5 - 6 = 8``)
+is kept without a value: it shapes `vote_keys` but does not count in `public_pass_fraction`.
+The docstrings' own mistakes are kept (public means what the user sees): the canonical
+solutions pass 98.9% of the HumanEval examples with a value (not HumanEval/47, 130, 148). The evalplus ``base_input`` are the
 original hidden tests and are NOT used. MBPP+: the prompt's ``assert`` line (the call of the
 entry point in it is run in the sandbox; the assertion is then evaluated on the returned value
 on the trusted side).
@@ -215,25 +217,22 @@ def humaneval_public_examples(prompt: str, entry: str) -> list[dict[str, Any]]:
             if call is None:
                 continue
             args, end = call
+            ok, value = False, None
             if doctest:
-                if line[end:].strip():
-                    continue
                 nxt = next((ln.strip() for ln in lines[n + 1:] if ln.strip()), "")
-                if nxt.startswith(">>>"):
-                    continue
-                ok, value = _literal(nxt)
+                if not line[end:].strip() and not nxt.startswith(">>>"):
+                    ok, value = _literal(nxt)
             else:
                 sep = _SEP.match(line, end)
-                if sep is None or sep.end() == end and not line[end:].strip():
-                    continue
-                ok, value = _value_prefix(line[sep.end():])
-            if not ok:
-                continue
+                if sep is not None and line[sep.end():].strip():
+                    ok, value = _value_prefix(line[sep.end():])
             try:
-                item = {"args": cj.encode_value(args), "expected": cj.encode_value(value), "source": stripped}
+                item = {"args": cj.encode_value(args), "source": stripped}
+                if ok:
+                    item["expected"] = cj.encode_value(value)
             except cj.UnsupportedValue:
                 continue
-            key = json.dumps([item["args"], item["expected"]])
+            key = json.dumps([item["args"], item.get("expected")])
             if key not in seen:
                 seen.add(key)
                 out.append(item)
@@ -395,7 +394,7 @@ class _FunctionTask(CodeTask):
         self._source: Path | None = None
         self._sha: str | None = None
         self._pub_lock = threading.Lock()
-        self._public_cache: OrderedDict[tuple[str, str], list[tuple[bool, Any]]] = OrderedDict()
+        self._public_cache: OrderedDict[tuple[str, str], list[tuple[bool | None, Any]]] = OrderedDict()
 
     def config(self) -> dict[str, Any]:
         """Arguments that affect results."""
@@ -532,7 +531,7 @@ class _FunctionTask(CodeTask):
         return prefix.rstrip("\n") + "\n\n\n" + code
 
     # -- public examples ---------------------------------------------------------------------
-    def _public_run(self, problem: Problem, code: str) -> list[tuple[bool, Any]]:
+    def _public_run(self, problem: Problem, code: str) -> list[tuple[bool | None, Any]]:
         examples = problem.metadata.get("public_examples") or []
         if not examples:
             return []
@@ -548,7 +547,9 @@ class _FunctionTask(CodeTask):
                 out.append((False, {"load_error": report.load_error}))
                 continue
             obs = rec.observation()
-            if rec.kind not in ("value", "not_none"):
+            if "expected" not in ex and "check" not in ex:
+                out.append((None, obs))  # inputs shown without a readable value: behaviour only
+            elif rec.kind not in ("value", "not_none"):
                 out.append((False, obs))
             elif "check" in ex:
                 out.append((_run_check(ex["check"], rec.value), obs))
@@ -557,7 +558,7 @@ class _FunctionTask(CodeTask):
                 out.append((comp.matches(rec, cj.decode_value(ex["expected"]), args), obs))
         return out
 
-    def public_outcomes(self, problem: Problem, codes: Sequence[str]) -> list[list[tuple[bool, Any]]]:
+    def public_outcomes(self, problem: Problem, codes: Sequence[str]) -> list[list[tuple[bool | None, Any]]]:
         """``(passed, observation)`` per public example for each program (cached; new programs
         run in parallel on the sandbox's slots)."""
         keys = [(problem.id, hashlib.sha256(c.encode()).hexdigest()) for c in codes]

@@ -140,7 +140,8 @@ def test_public_examples_come_from_the_prompt_only() -> None:
     prompt = ('def add(a, b):\n    """Add.\n    >>> add(1, 2)\n    3\n    add(2, 2) ==> 4\n'
               '    add(x, 1) => 5\n    add(1, 1) -> 1 + 1 = 2\n    add(0, 0) should return 0.\n    """\n')
     ex = humaneval_public_examples(prompt, "add")
-    assert [(cj.decode_value(e["args"]), cj.decode_value(e["expected"])) for e in ex] == [([1, 2], 3), ([2, 2], 4), ([0, 0], 0)]
+    got = [(cj.decode_value(e["args"]), cj.decode_value(e["expected"]) if "expected" in e else "-") for e in ex]
+    assert got == [([1, 2], 3), ([2, 2], 4), ([1, 1], "-"), ([0, 0], 0)]  # add(x, 1): not literal
     mb = mbpp_public_examples('"""\nDo.\nassert set(f((1, 2))) == set([2])\nassert g(1) == (1,)\n"""', "f")
     assert mb[0]["check"] == "set(_out) == set([2])" and cj.decode_value(mb[0]["args"]) == [(1, 2)]
 
@@ -232,6 +233,17 @@ def test_vote_keys_and_public_fraction(he_plus) -> None:  # type: ignore[no-unty
     assert he_plus.public_pass_fraction(p, a) == 1.0
     assert 0.0 <= he_plus.public_pass_fraction(p, c) < 1.0
     assert he_plus.public_pass_fraction(p, None) == 0.0
+    # a problem whose prompt shows no example: vote by normalised code instead
+    bare = next(q for q in he_plus.load() if not q.metadata["public_examples"])
+    assert he_plus.vote_keys(bare, ["def f(): pass", "def g(): pass"]) is None
+    assert he_plus.public_pass_fraction(bare, "def f(): pass") == 0.0
+    # examples shown without a readable value shape the keys but not the fraction
+    mixed = next(q for q in he_plus.load() if q.id == "HumanEval/67")
+    ex = mixed.metadata["public_examples"]
+    assert ex and not any("expected" in e for e in ex)
+    canon = he_plus.canonical_program(he_plus._row(mixed))
+    k = he_plus.vote_keys(mixed, [canon, canon + "\n", "def fruit_distribution(s, n):\n    return 0\n"])
+    assert k is not None and k[0] == k[1] != k[2]
 
 
 def test_mbpp_grade_and_evaluate_samples(mbpp_plus, cache: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
