@@ -244,10 +244,6 @@ class _Sink(_io.StringIO):
         return False
 
 
-class _NotNone:
-    pass
-
-
 def _guard():
     """The destructive-call guard evalplus's reliability_guard installs (no rlimits: the
     sandbox sets those)."""

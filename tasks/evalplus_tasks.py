@@ -332,13 +332,21 @@ class GroundTruth:
         self.root = root
         self._mem: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._task_locks: dict[str, threading.Lock] = {}
 
     def path(self, task_id: str) -> Path:
         """The cache file of one problem."""
         return self.root / (re.sub(r"[^A-Za-z0-9_.-]", "_", task_id) + ".json.gz")
 
     def get(self, task_id: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """The decoded ground truth of `task_id` (from memory, disk, or `compute()`)."""
+        """The decoded ground truth of `task_id` (from memory, disk, or `compute()`; one thread
+        per problem computes, the others wait for it)."""
+        with self._lock:
+            task_lock = self._task_locks.setdefault(task_id, threading.Lock())
+        with task_lock:
+            return self._get(task_id, compute)
+
+    def _get(self, task_id: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
             if task_id in self._mem:
                 self._mem.move_to_end(task_id)
