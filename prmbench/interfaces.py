@@ -84,9 +84,14 @@ class Task(Component):
         """The chat messages that ask the policy to solve `problem`."""
 
     def split_steps(self, text: str) -> list[str]:
-        """Split a solution into steps: blocks separated by one or more blank lines."""
-        parts = [s.strip() for s in re.split(r"\n\s*\n", text)]
-        return [s for s in parts if s]
+        """Split a solution into steps: blocks separated by one or more blank lines.
+
+        A block keeps its leading indentation (only surrounding blank lines and trailing
+        whitespace go), so `join_steps(split_steps(text))` means the same as `text`, also for
+        code, where indentation is syntax.
+        """
+        parts = [s.strip("\n").rstrip() for s in re.split(r"\n[ \t]*\n", text)]
+        return [s for s in parts if s.strip()]
 
     def join_steps(self, steps: Sequence[str]) -> str:
         """Inverse of `split_steps` (up to whitespace)."""

@@ -72,3 +72,12 @@ def test_oracle_uses_the_grader(task):
     wrong = task.split_steps(sol.replace("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "\\boxed{(3, \\pi)}"))
     outs = OracleRM().score(task, problem, [right, wrong, []])
     assert [o.step_scores for o in outs] == [(1.0,), (0.0,), (0.0,)]
+
+
+def test_steps_round_trip_keeps_code_meaning(task):
+    code = "def f(x):\n    y = x + 1\n\n    if y > 2:\n        return y\n\n\n    return 0\n"
+    steps = task.split_steps(code)
+    assert steps == ["def f(x):\n    y = x + 1", "    if y > 2:\n        return y", "    return 0"]
+    namespace: dict = {}
+    exec(task.join_steps(steps), namespace)  # indentation survives the split
+    assert namespace["f"](5) == 6 and namespace["f"](0) == 0
