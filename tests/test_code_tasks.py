@@ -261,3 +261,23 @@ def test_mbpp_grade_and_evaluate_samples(mbpp_plus, cache: Path, tmp_path: Path)
     assert [r["correct"] for r in out] == [True, False]
     assert out[1]["details"]["base_status"] == "fail" and out[0]["details"]["plus_status"] == "pass"
     assert all(r["details"]["isolation"] for r in out)
+
+
+@pytest.mark.parametrize("cheat", [
+    # an object equal to everything (passes evalplus 0.3.1, which compares inside the candidate's process)
+    "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
+    "def has_close_elements(numbers, threshold):\n    return Anything()\n",
+    # a bool subclass that claims equality with everything
+    "class B(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n\n"
+    "def has_close_elements(numbers, threshold):\n    return B(1)\n",
+    # peeking at the caller's frames and the heap for the expected outputs
+    "import gc, inspect\n\ndef has_close_elements(numbers, threshold):\n"
+    "    for f in inspect.stack():\n        for k, v in {**f.frame.f_globals, **f.frame.f_locals}.items():\n"
+    "            if 'expect' in k or k in ('exp', 'out'):\n                return v\n"
+    "    for o in gc.get_objects():\n        if isinstance(o, dict) and ('expected' in o or 'plus' in o):\n"
+    "            return o.get('expected', o.get('plus'))\n    return None\n",
+])
+def test_wrong_answer_cheats_fail_grading(he_plus, cheat: str) -> None:  # type: ignore[no-untyped-def]
+    p = he_plus.load()[0]
+    g = he_plus.grade(p, f"```python\n{cheat}```")
+    assert not g.correct and g.details["base_status"] == "fail", g.details
