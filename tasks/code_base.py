@@ -15,8 +15,10 @@ What a subclass provides:
   of the ``exec_public`` reward model).
 
 Optionally `prompt_prefix(problem)`: the text a HumanEval-style completion continues (the
-function signature and docstring). When set, `extract_answer` prepends it to a completion
-that is only a function body (see `extract_answer` for the exact rule).
+function signature and docstring). When set, `full_program(problem, code)` (what grading,
+voting and `public_pass_fraction` run) prepends it to an answer that is only a function body
+(see `full_program` for the exact rule); `extract_answer` itself has no problem at hand and
+returns the code as written.
 
 Steps for PRM scoring (task option ``step_split``, default ``"blank_lines"``): a solution text
 is split into blocks separated by one or more blank lines, exactly as the math tasks do; for
