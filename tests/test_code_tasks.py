@@ -277,7 +277,7 @@ def test_mbpp_grade_and_evaluate_samples(mbpp_plus, cache: Path, tmp_path: Path)
     "    for o in gc.get_objects():\n        if isinstance(o, dict) and ('expected' in o or 'plus' in o):\n"
     "            return o.get('expected', o.get('plus'))\n    return None\n",
 ])
-def test_wrong_answer_cheats_fail_grading(he_plus, cheat: str) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_answer_cheats_fail_grading(he_plus, cache: Path, cheat: str) -> None:  # type: ignore[no-untyped-def]
     p = he_plus.load()[0]
     g = he_plus.grade(p, f"```python\n{cheat}```")
     assert not g.correct and g.details["base_status"] == "fail", g.details
