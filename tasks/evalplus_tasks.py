@@ -634,9 +634,10 @@ class _PlusTask(_FunctionTask):
     @property
     def ground_truth_store(self) -> GroundTruth:
         """The JSON ground-truth cache of this data file."""
-        if self._gt is None:
-            folder = f"{self.task_name}-{self.dataset_sha256()[:16]}-t{self.version}-j{cj.JUDGE_VERSION}"
-            self._gt = GroundTruth(cache_dir() / "ground_truth" / folder)
+        folder = f"{self.task_name}-{self.dataset_sha256()[:16]}-t{self.version}-j{cj.JUDGE_VERSION}"
+        root = cache_dir() / "ground_truth" / folder  # follows $PRMBENCH_CACHE_DIR changes
+        if self._gt is None or self._gt.root != root:
+            self._gt = GroundTruth(root)
         return self._gt
 
     def canonical_program(self, row: Mapping[str, Any]) -> str:
