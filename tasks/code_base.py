@@ -129,7 +129,7 @@ class CodeTask(Task):
     def split_steps(self, text: str) -> list[str]:
         """Blank-line separated blocks (``step_split="blank_lines"``) or one step (``"none"``)."""
         if self.step_split == "none":
-            return [text.strip()] if text.strip() else []
+            return [text.strip("\n").rstrip()] if text.strip() else []
         return super().split_steps(text)
 
     # -- answers -----------------------------------------------------------------------------

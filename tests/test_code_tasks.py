@@ -55,6 +55,16 @@ def test_steps_and_same_answer() -> None:
     assert normalise_code("a  \n\n# c\nb") == "a\nb"
 
 
+def test_steps_keep_indentation_so_code_survives_a_round_trip() -> None:
+    text = "Plan.\n\n```python\ndef f(x):\n    y = x + 1\n\n    if y:\n\n        return y\n    return 0\n```\n"
+    for split in ("blank_lines", "none"):
+        t = _Toy(step_split=split)
+        code = t.extract_answer(t.join_steps(t.split_steps(text)))
+        ns: dict = {}
+        exec(compile(code, "<t>", "exec"), ns)
+        assert ns["f"](1) == 2 and normalise_code(code) == normalise_code(t.extract_answer(text))
+
+
 def test_vote_keys_and_public_fraction_use_public_outcomes() -> None:
     t = _Toy()
     p = t.load()[0]
