@@ -62,7 +62,8 @@ Deliberate differences from evalplus 0.3.1 (all listed in tests/test_evalplus_pa
     * Outputs whose ``marshal`` form exceeds `BIG_OUTPUT_BYTES` (32 MiB; in the data sets only
       one input of Mbpp/255, 1.66 M tuples) are compared by the sha256 of that form: exact
       serialised identity, stricter than ``==`` (``1`` vs ``1.0``, set/dict order) and
-      without float tolerance.
+      without float tolerance. (Strings over 64 KiB are compared by digest as well, which is
+      exactly ``==``; see `BIG_STR_OUTPUT_BYTES`.)
     * Plus inputs are not run after the base inputs failed (evalplus runs them; the verdict
       "base and plus pass" is the same; the tasks' ``plus_after_base_fail=True`` runs them).
 """
@@ -100,8 +101,22 @@ MBPP_NOT_NONE_ENTRY_POINTS = frozenset({"check_str", "text_match_three", "text_s
 #: (exact serialised identity) instead of being sent back whole (only Mbpp/255 needs it).
 BIG_OUTPUT_BYTES = 1 << 25
 
+#: Strings and bytes whose marshal form is larger than this are compared by digest too, where
+#: string comparison is plain ``==`` anyway (everywhere but the MBPP+ set-equality and
+#: not-None tasks): ``==`` on ``str`` is exact, so this changes no verdict and keeps huge
+#: string outputs (HumanEval/15) out of the pipe and the ground-truth cache.
+BIG_STR_OUTPUT_BYTES = 1 << 16
+
+
+def str_digest_threshold(dataset: str, entry_point: str) -> int | None:
+    """`BIG_STR_OUTPUT_BYTES` where big strings may be compared by digest, else None."""
+    if dataset == "mbpp" and (entry_point in MBPP_SET_EQ_ENTRY_POINTS or entry_point in MBPP_NOT_NONE_ENTRY_POINTS):
+        return None
+    return BIG_STR_OUTPUT_BYTES
+
+
 #: Judge version: bump when encoding, driver, comparison or ground-truth logic changes.
-JUDGE_VERSION = "1"
+JUDGE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -346,7 +361,10 @@ def _main():
                 blob = _marshal.dumps(out, 0)
             except BaseException:
                 blob = b""
-            if len(blob) > job.get("big_output", 1 << 25):
+            limit = job.get("big_output", 1 << 25)
+            if type(out) in (str, bytes) and job.get("big_str_output"):
+                limit = job["big_str_output"]
+            if len(blob) > limit:
                 big = {"i": i, "digest": _hashlib.sha256(blob).hexdigest(), "size": len(blob), "t": took}
             del blob
         if big is not None:
@@ -435,6 +453,7 @@ def run_calls(
     wall_seconds: float | None = None,
     memory_mb: int = DEFAULT_MEMORY_MB,
     max_output_bytes: int = 16_000_000,
+    big_str_output: int | None = None,
 ) -> RunReport:
     """Run `code` in `sandbox` and call `entry_point` on each item; return its records.
 
@@ -444,6 +463,8 @@ def run_calls(
     ``min(60, sum(time_limits)) + 1`` plus a second of start-up, as evalplus). `not_none`:
     None, "ground_truth" (return ``out is not None``) or "candidate" (non-bool returns are
     reported as not-None flags). With `stop_on_error`, the first exception ends the run.
+    Returned values whose marshal form is over `BIG_OUTPUT_BYTES` (str/bytes: over
+    `big_str_output`, when given) come back as a `Digest`.
     """
     from prmbench.sandbox import Limits
 
@@ -458,6 +479,7 @@ def run_calls(
         "not_none": not_none,
         "stop_on_error": stop_on_error,
         "big_output": BIG_OUTPUT_BYTES,
+        "big_str_output": big_str_output,
     }
     wall = wall_seconds if wall_seconds is not None else min(DEFAULT_TIMEOUT_PER_RUN, sum(time_limits)) + 2.0
     limits = Limits(wall_seconds=wall, cpu_seconds=wall, memory_mb=memory_mb,
@@ -678,6 +700,7 @@ def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Se
     out_bytes = sum(200 if isinstance(e, Digest) else len(json.dumps(encode_value(e))) for e in expected)
     report = run_calls(sandbox, code, entry_point, [("args", list(a)) for a in inputs], limits,
                        guard=True, not_none=not_none, memory_mb=memory_mb,
-                       max_output_bytes=max(2_000_000, 8 * out_bytes + 100_000))
+                       max_output_bytes=max(2_000_000, 8 * out_bytes + 100_000),
+                       big_str_output=str_digest_threshold(dataset, entry_point))
     verdict = judge_run(report, expected, inputs, EvalplusComparator(dataset, entry_point, atol))
     return verdict, report.isolation

@@ -654,7 +654,8 @@ class _PlusTask(_FunctionTask):
                 inputs = [inputs[i] for i in plus_indices]
             report = cj.run_calls(self.sandbox, self.canonical_program(row), ep, [("args", list(a)) for a in inputs],
                                   [120.0] * len(inputs), guard=False, not_none=not_none, stop_on_error=False,
-                                  wall_seconds=1800.0, memory_mb=self.memory_mb, max_output_bytes=1 << 30)
+                                  wall_seconds=1800.0, memory_mb=self.memory_mb, max_output_bytes=1 << 30,
+                                  big_str_output=cj.str_digest_threshold(self.dataset, ep))
             bad = [(i, r) for i, r in enumerate(report.records) if r.kind not in ("value", "digest")]
             if report.load_error or bad:
                 i, r = bad[0] if bad else (0, None)

@@ -262,3 +262,16 @@ def test_driver_never_receives_expected_outputs(sandbox, monkeypatch) -> None:  
     cj.run_and_judge(sandbox, "def f(x): return x\n", "f", [[1]], ["SECRET-EXPECTED-VALUE"], [0.0],
                      dataset="humaneval", atol=0)
     assert seen and all("SECRET-EXPECTED-VALUE" not in s for s in seen)
+
+
+def test_big_strings_use_digests_where_str_equality_is_plain(sandbox) -> None:  # type: ignore[no-untyped-def]
+    code = "def f(n):\n    return 'ab' * n\n"
+    rep = cj.run_calls(sandbox, code, "f", [("args", [10]), ("args", [100_000])], [1.0, 1.0],
+                       big_str_output=cj.str_digest_threshold("humaneval", "f"))
+    assert [r.kind for r in rep.records] == ["value", "digest"]
+    assert cj.str_digest_threshold("mbpp", "similar_elements") is None
+    ok, _ = cj.run_and_judge(sandbox, "def f(n):\n    return ''.join('ab' for _ in range(n))\n", "f", [[100_000]],
+                             [rep.records[1].value], [0.0], dataset="humaneval", atol=0)
+    bad, _ = cj.run_and_judge(sandbox, "def f(n):\n    return 'ab' * n + 'c'\n", "f", [[100_000]],
+                              [rep.records[1].value], [0.0], dataset="humaneval", atol=0)
+    assert ok.status == "pass" and bad.status == "fail"
