@@ -225,6 +225,12 @@ def test_grade_completion_formats_and_details(he_plus, cache: Path) -> None:  # 
     assert he_plus.grade(p, HE0_BODY).correct  # a bare body gets the prompt prepended
     bad = he_plus.grade(p, HE0_WRONG)
     assert not bad.correct and bad.details["base_status"] == "fail" and bad.details["plus_status"] == "not_run"
+    both = HumanEvalPlusTask(workers=1, plus_after_base_fail=True)
+    try:
+        d = both.grade(both.load()[0], HE0_WRONG).details
+        assert d["base_status"] == "fail" and d["plus_status"] == "fail"  # evalplus 0.3.1 runs plus too
+    finally:
+        both.close()
     none = he_plus.grade(p, "")
     assert not none.correct and none.details["reason"] == "no_code"
     assert list(cache.glob("ground_truth/humaneval_plus-*/HumanEval_0.json.gz"))
