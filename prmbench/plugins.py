@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -18,6 +17,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from prmbench import hookspecs
+from prmbench.env import env_flag
 from prmbench.errors import PrmbenchError
 from prmbench.registry import Entry, Registry, read_preset_dir
 
@@ -37,7 +37,7 @@ class PluginLoadError(PrmbenchError):
 
 def strict_plugins() -> bool:
     """Whether PRMBENCH_STRICT_PLUGINS asks for plugin failures to be fatal."""
-    return os.environ.get("PRMBENCH_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("PRMBENCH_STRICT_PLUGINS")
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:

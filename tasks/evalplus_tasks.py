@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from prmbench import code_judge as cj
+from prmbench.env import env_flag
+from prmbench.jsonl import read_jsonl_rows
 from prmbench.errors import ConfigError, DataError
 from prmbench.tasks.code_base import CodeTask, is_bare_body
 from prmbench.types import Grade, Problem
@@ -63,13 +65,10 @@ _OFFLINE_VARS = ("PRMBENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 PUBLIC_TIME_LIMIT = 2.0
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
 
 def _offline() -> str | None:
     for v in _OFFLINE_VARS:
-        if _truthy(os.environ.get(v)):
+        if env_flag(v):
             return f"{v}={os.environ[v]}"
     return None
 
@@ -82,23 +81,7 @@ def cache_dir() -> Path:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Rows of a JSONL or JSONL.gz file (DataError with the line number on bad rows)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {path}: {type(e).__name__}: {e}") from None
-    return rows
+    return [row for _, row in read_jsonl_rows(path, what="data file")]
 
 
 def file_sha256(path: Path) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from prmbench.env import env_flag
 from prmbench.errors import ConfigError, DataError
 from prmbench.tasks.code_base import CodeTask
 from prmbench.tasks.lcb_data import (
@@ -58,9 +59,6 @@ FUNCTIONAL_FORMAT = (
 #: Statuses a single test can end with, besides "passed".
 TEST_FAILURES = ("wrong_answer", "runtime_error", "timeout", "memory", "output_limit", "sandbox_error")
 
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _fix_hint(release: str) -> str:
@@ -216,7 +214,7 @@ class LiveCodeBenchTask(CodeTask):
     def _hub_rows(self, data_dir: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
         why_local = (f"PRMBENCH_DATA_DIR={data_dir} has no {TASK_NAME}/{self.release_version}.jsonl. " if data_dir
                      else "PRMBENCH_DATA_DIR is not set. ")
-        offline = [v for v in _OFFLINE_VARS if _truthy(os.environ.get(v))]
+        offline = [v for v in _OFFLINE_VARS if env_flag(v)]
         if offline:
             raise DataError(
                 f"{TASK_NAME}: no local data and the Hugging Face hub is off ({offline[0]}={os.environ[offline[0]]}), "

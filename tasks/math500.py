@@ -13,6 +13,7 @@ from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from prmbench.env import env_flag
 from prmbench.errors import ConfigError, DataError
 from prmbench.interfaces import Task
 from prmbench.math_grading import answer_key as _answer_key
@@ -40,9 +41,6 @@ def _math_verify_version() -> str:
     except _metadata.PackageNotFoundError:  # pragma: no cover - a dependency of prmbench
         return "unknown"
 
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _fix_hint(split: str) -> str:
@@ -147,7 +145,7 @@ class Math500Task(Task):
             f"PRMBENCH_DATA_DIR is set but {local} does not exist. " if local is not None
             else "PRMBENCH_DATA_DIR is not set. "
         )
-        offline = [v for v in _OFFLINE_VARS if _truthy(os.environ.get(v))]
+        offline = [v for v in _OFFLINE_VARS if env_flag(v)]
         if offline:
             raise DataError(
                 f"{TASK_NAME}: no local data and the Hugging Face hub is off ({'='.join([offline[0], os.environ[offline[0]]])}), "

@@ -16,6 +16,8 @@ import time
 import pytest
 
 from prmbench.errors import ConfigError
+from sandbox_support import BWRAP_SKIP
+
 from prmbench.sandbox import ExecResult, Limits, Sandbox
 from prmbench.sandbox import sandbox as sandbox_mod
 from prmbench.sandbox import slot as slot_mod
@@ -23,19 +25,6 @@ from prmbench.sandbox import slot as slot_mod
 IS_ROOT = os.geteuid() == 0
 
 
-def _bwrap_skip_reason() -> str | None:
-    """Why bwrap is genuinely unavailable here (not installed, or no namespaces at all)."""
-    if shutil.which("bwrap") is None:
-        return "bubblewrap is not installed (apt-get install -y bubblewrap)"
-    probe = subprocess.run(
-        ["bwrap", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True, text=True
-    )
-    if probe.returncode != 0:
-        return f"bwrap cannot create namespaces on this machine: {probe.stderr.strip()}"
-    return None
-
-
-BWRAP_SKIP = _bwrap_skip_reason()
 needs_bwrap = pytest.mark.skipif(BWRAP_SKIP is not None, reason=str(BWRAP_SKIP))
 
 

@@ -8,13 +8,13 @@ in the same slot still works.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from sandbox_support import BWRAP_SKIP
 
 from prmbench.sandbox import ExecResult, Limits, Sandbox
 from prmbench.sandbox import slot as slot_mod
@@ -24,19 +24,6 @@ IS_ROOT = os.geteuid() == 0
 FAILURES = ("runtime_error", "timeout", "memory", "output_limit")
 
 
-def _bwrap_skip_reason() -> str | None:
-    """Why bwrap is genuinely unavailable here (not installed, or no namespaces at all)."""
-    if shutil.which("bwrap") is None:
-        return "bubblewrap is not installed (apt-get install -y bubblewrap)"
-    probe = subprocess.run(
-        ["bwrap", "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/", "true"], capture_output=True, text=True
-    )
-    if probe.returncode != 0:
-        return f"bwrap cannot create namespaces on this machine: {probe.stderr.strip()}"
-    return None
-
-
-BWRAP_SKIP = _bwrap_skip_reason()
 pytestmark = pytest.mark.skipif(BWRAP_SKIP is not None, reason=str(BWRAP_SKIP))
 
 QUICK = Limits(wall_seconds=3, cpu_seconds=2, memory_mb=256, max_processes=8, max_output_bytes=100_000)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from prmbench.env import env_flag
 from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.interfaces import Policy
 from prmbench.types import FinishReason, GenRequest, Generation, Message
@@ -101,8 +102,7 @@ def _is_pathlike(spec: str) -> bool:
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"} or \
-        os.environ.get("TRANSFORMERS_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag("HF_HUB_OFFLINE") or env_flag("TRANSFORMERS_OFFLINE")
 
 
 def _first_line(e: BaseException) -> str:
