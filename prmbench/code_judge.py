@@ -684,6 +684,19 @@ def judge_run(report: RunReport, expected: Sequence[Any], inputs: Sequence[Seque
     return Verdict("pass", n, n, None, "", report.wall_seconds)
 
 
+def _json_size_estimate(value: Any) -> int:
+    """About the size of `value`'s typed JSON, computed by the C JSON encoder (for output caps).
+
+    Typed JSON adds short tags to tuples, sets and big ints; the output cap leaves 8x headroom,
+    so plain `json.dumps` (sets and other non-JSON values as their repr) is close enough and
+    avoids a pure-Python walk over every element of every expected output on each judgement.
+    """
+    try:
+        return len(json.dumps(value, default=repr, skipkeys=True))
+    except (ValueError, TypeError, RecursionError):  # e.g. ints past Python's str-conversion limit
+        return len(json.dumps(encode_value(value)))
+
+
 def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Sequence[Any]],
                   expected: Sequence[Any], gt_times: Sequence[float], *, dataset: str, atol: float,
                   min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
@@ -697,7 +710,7 @@ def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Se
         return Verdict("pass", 0, 0), getattr(sandbox, "isolation", "")
     limits = time_limits_for(gt_times, min_time_limit, factor)
     not_none = "candidate" if dataset == "mbpp" and entry_point in MBPP_NOT_NONE_ENTRY_POINTS else None
-    out_bytes = sum(200 if isinstance(e, Digest) else len(json.dumps(encode_value(e))) for e in expected)
+    out_bytes = sum(200 if isinstance(e, Digest) else _json_size_estimate(e) for e in expected)
     report = run_calls(sandbox, code, entry_point, [("args", list(a)) for a in inputs], limits,
                        guard=True, not_none=not_none, memory_mb=memory_mb,
                        max_output_bytes=max(2_000_000, 8 * out_bytes + 100_000),
