@@ -164,6 +164,27 @@ def encode_value(value: Any, _depth: int = 0, _active: set | None = None) -> Any
         if t in (_collections.Counter, _collections.OrderedDict, _collections.defaultdict):
             t = dict  # stdlib dict subclasses with dict data: encoded as plain dicts
     if t in (list, tuple, set, frozenset, dict):
+        if t is not dict:
+            # Fast path: a flat sequence of JSON-safe scalars encodes as the list of its items
+            # (large outputs are mostly such; this avoids a recursive call per element).
+            inf = float("inf")
+            for v in value:
+                tv = type(v)
+                if tv is float:
+                    if v != v or v == inf or v == -inf:
+                        break
+                elif tv is int:
+                    if not -(2 ** 63) <= v < 2 ** 63:
+                        break
+                elif not (v is None or tv is str or tv is bool):
+                    break
+            else:
+                items = list(value)
+                if t is list:
+                    return items
+                if t is tuple:
+                    return {"$tuple": items}
+                return {"$set" if t is set else "$frozenset": items}
         active = set() if _active is None else _active
         if id(value) in active:
             raise UnsupportedValue("self-referencing container")
@@ -191,7 +212,10 @@ def decode_value(data: Any, _depth: int = 0) -> Any:
     if data is None or t in (bool, str, int, float):
         return data
     if t is list:
-        return [decode_value(v, _depth + 1) for v in data]
+        for v in data:  # fast path: scalars decode as themselves
+            if type(v) is list or type(v) is dict:
+                return [decode_value(v, _depth + 1) for v in data]
+        return data
     if t is not dict or len(data) != 1:
         raise ValueError(f"bad typed JSON value of type {t.__name__}")
     (tag, body), = data.items()

@@ -275,3 +275,17 @@ def test_big_strings_use_digests_where_str_equality_is_plain(sandbox) -> None:  
     bad, _ = cj.run_and_judge(sandbox, "def f(n):\n    return 'ab' * n + 'c'\n", "f", [[100_000]],
                               [rep.records[1].value], [0.0], dataset="humaneval", atol=0)
     assert ok.status == "pass" and bad.status == "fail"
+
+
+def test_flat_sequence_fast_path_matches_the_general_encoding():
+    """Flat sequences of plain scalars take a fast path; anything else falls back per element."""
+    plain = [1, -2, 2.5, "x", None, True, False, 2 ** 63 - 1]
+    assert cj.encode_value(plain) == plain
+    assert cj.encode_value(tuple(plain)) == {"$tuple": plain}
+    assert cj.encode_value([1, float("nan")]) == [1, {"$float": "nan"}]
+    assert cj.encode_value([2 ** 63, 1.0]) == [{"$int": hex(2 ** 63)}, 1.0]
+    assert cj.encode_value([float("-inf")]) == [{"$float": "-inf"}]
+    assert cj.encode_value([1, (2,)]) == [1, {"$tuple": [2]}]
+    for v in (plain, tuple(plain), [1, [2, (3,)]], {frozenset({1}): [1.5]}):
+        back = cj.loads_typed(cj.dumps_typed(v))
+        assert back == v and type(back) is type(v)
