@@ -721,12 +721,21 @@ def _json_size_estimate(value: Any) -> int:
         return len(json.dumps(encode_value(value)))
 
 
+def expected_output_bytes(expected: Sequence[Any]) -> int:
+    """About the size of the typed JSON the expected outputs would come back as."""
+    return sum(200 if isinstance(e, Digest) else _json_size_estimate(e) for e in expected)
+
+
 def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Sequence[Any]],
                   expected: Sequence[Any], gt_times: Sequence[float], *, dataset: str, atol: float,
                   min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
                   factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
-                  memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[Verdict, str]:
+                  memory_mb: int = DEFAULT_MEMORY_MB,
+                  expected_bytes: int | None = None) -> tuple[Verdict, str]:
     """Run a candidate on `inputs` in the sandbox and judge it; returns (verdict, isolation).
+
+    `expected_bytes` (`expected_output_bytes(expected)`, which callers judging many samples
+    against the same ground truth compute once) sizes the output cap.
 
     The sandbox never sees `expected`. An empty input list passes without running.
     """
@@ -734,7 +743,7 @@ def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Se
         return Verdict("pass", 0, 0), getattr(sandbox, "isolation", "")
     limits = time_limits_for(gt_times, min_time_limit, factor)
     not_none = "candidate" if dataset == "mbpp" and entry_point in MBPP_NOT_NONE_ENTRY_POINTS else None
-    out_bytes = sum(200 if isinstance(e, Digest) else _json_size_estimate(e) for e in expected)
+    out_bytes = expected_output_bytes(expected) if expected_bytes is None else expected_bytes
     report = run_calls(sandbox, code, entry_point, [("args", list(a)) for a in inputs], limits,
                        guard=True, not_none=not_none, memory_mb=memory_mb,
                        max_output_bytes=max(2_000_000, 8 * out_bytes + 100_000),

@@ -681,10 +681,13 @@ class _PlusTask(_FunctionTask):
                                        and not self.plus_after_base_fail):
                 res[split] = cj.Verdict("not_run", 0, len(row[f"{split}_input"]))
                 continue
+            size_key = f"{split}_out_bytes"  # computed once per loaded ground truth, not per sample
+            if size_key not in gt:
+                gt[size_key] = cj.expected_output_bytes(gt[split])
             verdict, iso = cj.run_and_judge(
                 self.sandbox, program, row["entry_point"], row[f"{split}_input"], gt[split], gt[f"{split}_time"],
                 dataset=self.dataset, atol=float(row.get("atol") or 0), min_time_limit=self.min_time_limit,
-                factor=self.gt_time_limit_factor, memory_mb=self.memory_mb)
+                factor=self.gt_time_limit_factor, memory_mb=self.memory_mb, expected_bytes=gt[size_key])
             res[split] = verdict
         res["isolation"] = iso or getattr(self._sandbox, "isolation", "")
         return res
