@@ -581,6 +581,19 @@ class _PlusTask(_FunctionTask):
 
     required_fields = ("task_id", "prompt", "entry_point", "canonical_solution")
 
+    evalplus_release: tuple[str, str]  # (evalplus data set name, release), set by subclasses
+
+    def _package_path(self) -> Path | None:
+        """evalplus's own cached copy of the release, downloading it unless offline."""
+        try:
+            from evalplus.data.utils import get_dataset_metadata, make_cache
+        except ImportError:
+            return None
+        url, path = get_dataset_metadata(*self.evalplus_release, False, False)
+        if not Path(path).is_file() and not _offline():
+            make_cache(url, path)
+        return Path(path)
+
     def __init__(self, data_file: str | None = None, step_split: str = "blank_lines", isolation: str = "auto",
                  allow_unsafe: bool = False, workers: int | None = None, memory_mb: int = cj.DEFAULT_MEMORY_MB,
                  min_time_limit: float = cj.DEFAULT_MIN_TIME_LIMIT,
@@ -727,16 +740,7 @@ class HumanEvalPlusTask(_PlusTask):
     dataset = "humaneval"
     task_name = "humaneval_plus"
     expected_count = 164
-
-    def _package_path(self) -> Path | None:
-        try:
-            from evalplus.data.utils import get_dataset_metadata, make_cache
-        except ImportError:
-            return None
-        url, path = get_dataset_metadata("HumanEvalPlus", "v0.1.10", False, False)
-        if not Path(path).is_file() and not _offline():
-            make_cache(url, path)
-        return Path(path)
+    evalplus_release = ("HumanEvalPlus", "v0.1.10")
 
 
 class MbppPlusTask(_PlusTask):
@@ -751,16 +755,7 @@ class MbppPlusTask(_PlusTask):
     dataset = "mbpp"
     task_name = "mbpp_plus"
     expected_count = 378
-
-    def _package_path(self) -> Path | None:
-        try:
-            from evalplus.data.utils import get_dataset_metadata, make_cache
-        except ImportError:
-            return None
-        url, path = get_dataset_metadata("MbppPlus", "v0.2.0", False, False)
-        if not Path(path).is_file() and not _offline():
-            make_cache(url, path)
-        return Path(path)
+    evalplus_release = ("MbppPlus", "v0.2.0")
 
 
 class HumanEvalTask(_FunctionTask):

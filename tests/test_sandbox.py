@@ -16,7 +16,7 @@ import time
 import pytest
 
 from prmbench.errors import ConfigError
-from sandbox_support import BWRAP_SKIP
+from sandbox_support import BWRAP_SKIP, assert_no_processes_of
 
 from prmbench.sandbox import ExecResult, Limits, Sandbox
 from prmbench.sandbox import sandbox as sandbox_mod
@@ -56,22 +56,6 @@ OTHER_PYTHON = _python_usable_by_other_uids()
 def _parent(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return int(next(line for line in f if line.startswith("PPid:")).split()[1])
-
-
-def assert_no_processes_of(uids: list[int]) -> None:
-    """After close: nothing runs under these uids (unless another sandbox took one since)."""
-    import fcntl
-
-    for uid in uids:
-        fd = os.open(os.path.join(slot_mod._lock_dir(), f"{uid}.lock"), os.O_RDWR)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # reserved again by a sandbox in another process: not ours to judge
-            assert slot_mod.processes_of_uid(uid) == [], f"processes left under uid {uid}"
-        finally:
-            os.close(fd)
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_support import BWRAP_SKIP
+from sandbox_support import BWRAP_SKIP, assert_no_processes_of
 
 from prmbench.sandbox import ExecResult, Limits, Sandbox
-from prmbench.sandbox import slot as slot_mod
 from prmbench.sandbox.slot import processes_of_uid
 
 IS_ROOT = os.geteuid() == 0
@@ -35,22 +34,6 @@ def sb():
     with Sandbox(isolation="bwrap", workers=1) as box:
         assert box.isolation == "bwrap"
         yield box
-
-
-def assert_no_processes_of(uids: list[int]) -> None:
-    """After close: nothing runs under these uids (unless another sandbox took one since)."""
-    import fcntl
-
-    for uid in uids:
-        fd = os.open(os.path.join(slot_mod._lock_dir(), f"{uid}.lock"), os.O_RDWR)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # reserved again by a sandbox in another process: not ours to judge
-            assert slot_mod.processes_of_uid(uid) == [], f"processes left under uid {uid}"
-        finally:
-            os.close(fd)
 
 
 def leftovers(sb: Sandbox) -> list[int]:
