@@ -5,11 +5,20 @@ Design
     JSON job from stdin (the candidate's source, the entry point, the inputs as typed JSON and
     a time limit per input), executes the candidate, calls it on each input under that limit,
     and writes one JSON line per input with the return value as typed JSON (or the exception
-    it raised). Expected outputs never enter the sandbox, and nothing is unpickled: the
+    it raised), in batches of 64 KiB or 2 ms. Expected outputs never enter the sandbox, and
+    nothing is unpickled: the
     supervisor decodes plain JSON into builtin values and compares them itself
     (`EvalplusComparator`). An "always equal" object or a program that peeks at its caller's
     frames therefore cannot pass: non-builtin return values are reported as a failure
     (``unsupported``) and there is nothing to peek at.
+
+Big outputs
+    Where an expected output's typed JSON is at least `CANON_MIN_BYTES` and evalplus compares
+    it with plain ``==`` (no special oracle, no float tolerance), the job names that input and
+    the driver returns the `canon_digest` of the output instead of the output: a hash of a
+    canonical form that is equal exactly when ``==`` is (see `canon_digest`), so the verdict
+    is unchanged while megabytes stay out of the pipe. The sandbox learns only which inputs
+    these are, never the expected digest, so it cannot forge a match.
 
 Typed JSON (`encode_value` / `decode_value`)
     ``None``, ``bool``, ``str`` and finite ``float`` map to themselves; ``int`` maps to a JSON
@@ -116,7 +125,7 @@ def str_digest_threshold(dataset: str, entry_point: str) -> int | None:
 
 
 #: Judge version: bump when encoding, driver, comparison or ground-truth logic changes.
-JUDGE_VERSION = "2"
+JUDGE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -246,6 +255,88 @@ def decode_value(data: Any, _depth: int = 0) -> Any:
     raise ValueError(f"bad typed JSON tag {tag!r}")
 
 
+def canon_digest(value: Any) -> str | None:
+    """sha256 of a canonical form in which two builtin values are equal exactly when ``==``
+    says so (after typed-JSON decoding), or None when `value` has no such form here (NaN,
+    ints past Python's digit limit, non-builtin types, nesting over `MAX_DEPTH`).
+
+    The form: a list, tuple, set or frozenset of numbers that are all exact doubles is the
+    sha256 of their IEEE bytes (sorted for sets, -0.0 as 0.0; C-speed for the megabyte lists
+    big outputs are); everything else is JSON with bools and integral floats as ints,
+    infinities as ``Infinity``, complex numbers with a zero imaginary part as their real part,
+    bytes and bytearray alike, tuples tagged apart from lists, sets and frozensets alike with
+    sorted elements, and dicts (and the dict subclasses typed JSON accepts) as key-sorted pairs.
+    Used for big outputs whose comparison is plain ``==``.
+    """
+    import array as _array
+    import hashlib as _hl
+    import json as _js
+
+    def dumps(v):
+        return _js.dumps(v, separators=(",", ":"), allow_nan=True)
+
+    def doubles(seq, t):
+        """The IEEE-bytes form of a sequence of exact doubles, or None."""
+        try:
+            arr = _array.array("d", seq)
+        except (TypeError, OverflowError):
+            return None
+        if arr.tolist() != list(seq):  # an int no double holds exactly, or NaN
+            return None
+        if _array.array("Q", arr.tobytes()).count(1 << 63):  # -0.0 == 0.0
+            arr = _array.array("d", [x + 0.0 for x in arr])
+        if t is set:
+            arr = _array.array("d", sorted(arr))
+        return {"d" + ("l" if t is list else "t" if t is tuple else "s"): _hl.sha256(arr.tobytes()).hexdigest()}
+
+    def walk(v, depth):
+        if depth > 100:
+            raise ValueError("nested too deeply")
+        t = type(v)
+        if v is None or t is str or t is int:
+            return v
+        if t is bool:
+            return int(v)
+        if t is float:
+            return int(v) if v.is_integer() else v
+        if t is complex:
+            if v.imag == 0:
+                return walk(v.real, depth + 1)
+            return {"c": [walk(v.real, depth + 1), walk(v.imag, depth + 1)]}
+        if t is bytes or t is bytearray:
+            return {"b": bytes(v).hex()}
+        if t not in (list, tuple, set, frozenset, dict):
+            import collections as _collections
+
+            if t in (_collections.Counter, _collections.OrderedDict, _collections.defaultdict):
+                t = dict
+            else:
+                raise ValueError("unsupported type")
+        if t is dict:
+            return {"m": sorted([dumps(walk(k, depth + 1)), walk(x, depth + 1)] for k, x in v.items())}
+        if t is frozenset:
+            t = set
+        fast = doubles(v, t)
+        if fast is not None:
+            return fast
+        if any(type(x) is complex for x in v):  # complex numbers with a zero imaginary part are numbers
+            fast = doubles([x.real if type(x) is complex and x.imag == 0 else x for x in v], t)
+            if fast is not None:
+                return fast
+        items = [walk(x, depth + 1) for x in v]
+        if t is set:
+            return {"s": sorted(dumps(x) for x in items)}
+        return items if t is list else {"t": items}
+
+    try:
+        text = dumps(walk(value, 0))
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if "NaN" in text:  # NaN equals nothing; (a string containing "NaN" merely loses the shortcut)
+        return None
+    return _hl.sha256(text.encode()).hexdigest()
+
+
 def dumps_typed(value: Any) -> str:
     """`encode_value` then compact ASCII JSON text."""
     return json.dumps(encode_value(value), separators=(",", ":"), allow_nan=False)
@@ -313,10 +404,29 @@ def _main():
     _os.dup2(devnull, 1)
     write = _os.write
 
+    # Records are written in batches (64 KiB, or 2 ms after the first unwritten one): a run
+    # killed from outside loses at most the records of its last 2 ms.
+    pending = []
+    state = {"size": 0, "since": 0.0}
+
+    def flush():
+        if pending:
+            data = "".join(pending).encode()
+            pending.clear()
+            state["size"] = 0
+            while data:
+                data = data[write(out_fd, data):]
+
+    encode = _json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode  # one encoder for all records
+
     def emit(rec):
-        data = (_json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n").encode()
-        while data:
-            data = data[write(out_fd, data):]
+        line = encode(rec) + "\n"
+        if not pending:
+            state["since"] = _time.perf_counter()
+        pending.append(line)
+        state["size"] += len(line)
+        if state["size"] >= 65536 or _time.perf_counter() - state["since"] >= 0.002:
+            flush()
 
     sink = _Sink()
     real = (_sys.stdout, _sys.stderr, _sys.stdin)
@@ -331,6 +441,7 @@ def _main():
         raise _Timeout()
 
     limits = job["time_limits"]
+    canon = set(job.get("canon") or ())  # inputs whose output comes back as its canon_digest
     not_none = job.get("not_none")  # None | "ground_truth" | "candidate"
     items = [decode_value(x) for x in job["items"]]
     entry = job["entry_point"]
@@ -345,63 +456,72 @@ def _main():
     except BaseException as e:
         restore()
         emit({"load_error": type(e).__name__, "msg": str(e)[:300]})
+        flush()
         return
     emit({"loaded": True})
-    for i, item in enumerate(items):
-        kind, payload = item
-        start = _time.perf_counter()
-        try:
-            _signal.signal(_signal.SIGALRM, on_alarm)
-            _signal.setitimer(_signal.ITIMER_REAL, limits[i])
+    try:
+        _signal.signal(_signal.SIGALRM, on_alarm)
+        for i, item in enumerate(items):
+            kind, payload = item
+            start = _time.perf_counter()
             try:
-                swallow()
-                if kind == "args":
-                    out = fn(*payload)
-                else:
-                    out = eval(payload, ns)
-            finally:
-                _signal.setitimer(_signal.ITIMER_REAL, 0)
+                _signal.setitimer(_signal.ITIMER_REAL, limits[i])
+                try:
+                    swallow()
+                    if kind == "args":
+                        out = fn(*payload)
+                    else:
+                        out = eval(payload, ns)
+                finally:
+                    _signal.setitimer(_signal.ITIMER_REAL, 0)
+                    restore()
+                took = _time.perf_counter() - start
+            except _Timeout:
+                emit({"i": i, "error": "Timeout", "timeout": True, "t": _time.perf_counter() - start})
+                if job.get("stop_on_error", True):
+                    return
+                continue
+            except BaseException as e:
                 restore()
-            took = _time.perf_counter() - start
-        except _Timeout:
-            emit({"i": i, "error": "Timeout", "timeout": True, "t": _time.perf_counter() - start})
-            if job.get("stop_on_error", True):
-                return
-            continue
-        except BaseException as e:
-            restore()
-            emit({"i": i, "error": type(e).__name__, "msg": str(e)[:300], "t": _time.perf_counter() - start})
-            if job.get("stop_on_error", True):
-                return
-            continue
-        if not_none == "ground_truth":
-            out = out is not None
-        elif not_none == "candidate" and type(out) is not bool:
-            emit({"i": i, "not_none": out is not None, "t": took})
-            continue
-        big = None
-        if type(out) in (list, tuple, str, bytes, dict, set, frozenset):
+                emit({"i": i, "error": type(e).__name__, "msg": str(e)[:300], "t": _time.perf_counter() - start})
+                if job.get("stop_on_error", True):
+                    return
+                continue
+            if not_none == "ground_truth":
+                out = out is not None
+            elif not_none == "candidate" and type(out) is not bool:
+                emit({"i": i, "not_none": out is not None, "t": took})
+                continue
+            if i in canon:
+                digest = canon_digest(out)
+                if digest is not None:
+                    emit({"i": i, "canon": digest, "t": took})
+                    continue
+            big = None
+            if type(out) in (list, tuple, str, bytes, dict, set, frozenset):
+                try:
+                    blob = _marshal.dumps(out, 0)
+                except BaseException:
+                    blob = b""
+                limit = job.get("big_output", 1 << 25)
+                if type(out) in (str, bytes) and job.get("big_str_output"):
+                    limit = job["big_str_output"]
+                if len(blob) > limit:
+                    big = {"i": i, "digest": _hashlib.sha256(blob).hexdigest(), "size": len(blob), "t": took}
+                del blob
+            if big is not None:
+                emit(big)
+                continue
             try:
-                blob = _marshal.dumps(out, 0)
-            except BaseException:
-                blob = b""
-            limit = job.get("big_output", 1 << 25)
-            if type(out) in (str, bytes) and job.get("big_str_output"):
-                limit = job["big_str_output"]
-            if len(blob) > limit:
-                big = {"i": i, "digest": _hashlib.sha256(blob).hexdigest(), "size": len(blob), "t": took}
-            del blob
-        if big is not None:
-            emit(big)
-            continue
-        try:
-            enc = encode_value(out)
-        except BaseException as e:
-            emit({"i": i, "error": "Unsupported", "unsupported": True, "msg": str(e)[:300], "t": took})
-            if job.get("stop_on_error", True):
-                return
-            continue
-        emit({"i": i, "v": enc, "t": took})
+                enc = encode_value(out)
+            except BaseException as e:
+                emit({"i": i, "error": "Unsupported", "unsupported": True, "msg": str(e)[:300], "t": took})
+                if job.get("stop_on_error", True):
+                    return
+                continue
+            emit({"i": i, "v": enc, "t": took})
+    finally:
+        flush()
 
 
 _sys.setrecursionlimit(max(_sys.getrecursionlimit(), 10000))
@@ -411,7 +531,8 @@ _main()
 
 def _driver_source() -> str:
     parts = ["class UnsupportedValue(TypeError):\n    pass\n",
-             inspect.getsource(encode_value), inspect.getsource(decode_value), _DRIVER_MAIN]
+             inspect.getsource(encode_value), inspect.getsource(decode_value), inspect.getsource(canon_digest),
+             _DRIVER_MAIN]
     return "\n\n".join(parts)
 
 
@@ -425,7 +546,8 @@ class CallRecord:
 
     `kind` is "value" (returned `value`), "digest" (returned a value whose marshal form is
     larger than `BIG_OUTPUT_BYTES`; `value` is its `Digest`), "not_none" (`value` is whether a non-bool return
-    value was not None; MBPP+ not-None tasks), "error" (raised `error`), "timeout" (hit its
+    value was not None; MBPP+ not-None tasks), "canon" (`value` is the `canon_digest` of the
+    returned value, for inputs the run asked that of), "error" (raised `error`), "timeout" (hit its
     time limit), "unsupported" (returned a non-builtin value), or "missing" (no record: the
     run died or was killed before this input finished).
     """
@@ -443,6 +565,8 @@ class CallRecord:
             return {"not_none": bool(self.value)}
         if self.kind == "digest":
             return {"digest": self.value.sha256}
+        if self.kind == "canon":
+            return {"canon": self.value}
         if self.kind == "error":
             return {"error": self.error}
         return {self.kind: True}
@@ -478,6 +602,8 @@ def run_calls(
     memory_mb: int = DEFAULT_MEMORY_MB,
     max_output_bytes: int = 16_000_000,
     big_str_output: int | None = None,
+    canon: Sequence[int] = (),
+    items_json: str | None = None,
 ) -> RunReport:
     """Run `code` in `sandbox` and call `entry_point` on each item; return its records.
 
@@ -488,7 +614,9 @@ def run_calls(
     None, "ground_truth" (return ``out is not None``) or "candidate" (non-bool returns are
     reported as not-None flags). With `stop_on_error`, the first exception ends the run.
     Returned values whose marshal form is over `BIG_OUTPUT_BYTES` (str/bytes: over
-    `big_str_output`, when given) come back as a `Digest`.
+    `big_str_output`, when given) come back as a `Digest`. The outputs of the inputs listed in
+    `canon` come back as their `canon_digest` (kind "canon") where they have one.
+    `items_json` is `encode_items(items)`, for callers that run the same items many times.
     """
     from prmbench.sandbox import Limits
 
@@ -497,7 +625,7 @@ def run_calls(
     job = {
         "code": code,
         "entry_point": entry_point,
-        "items": [encode_value([k, p]) for k, p in items],
+        "canon": sorted(set(canon)),
         "time_limits": [float(t) for t in time_limits],
         "guard": guard,
         "not_none": not_none,
@@ -508,23 +636,55 @@ def run_calls(
     wall = wall_seconds if wall_seconds is not None else min(DEFAULT_TIMEOUT_PER_RUN, sum(time_limits)) + 2.0
     limits = Limits(wall_seconds=wall, cpu_seconds=wall, memory_mb=memory_mb,
                     max_output_bytes=max_output_bytes, max_processes=16)
-    res = sandbox.run(DRIVER_SOURCE, json.dumps(job, separators=(",", ":")), limits)
+    body = json.dumps(job, separators=(",", ":"))
+    stdin = body[:-1] + ',"items":' + (encode_items(items) if items_json is None else items_json) + "}"
+    res = sandbox.run(DRIVER_SOURCE, stdin, limits, trusted=True)
     return parse_driver_output(res.stdout, len(items), res.status, res.isolation, res.wall_seconds,
-                               res.message or res.stderr[-500:])
+                               res.message or res.stderr[-500:], canon=canon)
+
+
+def encode_items(items: Sequence[tuple[str, Any]]) -> str:
+    """The typed-JSON text of a run's items (``[[kind, payload], ...]``).
+
+    Items that plain JSON already represents exactly (no tuples, sets, dicts, bytes, NaN or
+    infinities: the common case of data sets stored as JSON) skip the pure-Python typed walk.
+    """
+    plain = [[k, p] for k, p in items]
+    try:
+        text = json.dumps(plain, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and "{" not in text and json.loads(text) == plain:
+        return text
+    return json.dumps(encode_value(plain), separators=(",", ":"), allow_nan=False)
+
+
+def _json_lines(stdout: str) -> list[Any]:
+    """The JSON values of the non-empty lines (one C-level parse; line by line, skipping
+    unparsable ones, only when that fails)."""
+    lines = [ln for ln in stdout.split("\n") if ln]
+    try:
+        return json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        pass
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def parse_driver_output(stdout: str, n_items: int, status: str, isolation: str, wall: float,
-                        message: str = "") -> RunReport:
+                        message: str = "", canon: Sequence[int] = ()) -> RunReport:
     """Turn the driver's JSON lines into a `RunReport` (unparsable lines are ignored; items
-    without a record are "missing")."""
+    without a record are "missing"; "canon" records count only for the inputs in `canon`)."""
     records: list[CallRecord | None] = [None] * n_items
     load_error = None
     loaded = False
-    for line in stdout.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
+    canon_ok = set(canon)
+    for rec in _json_lines(stdout):
         if not isinstance(rec, dict):
             continue
         if "load_error" in rec and not loaded:
@@ -537,7 +697,10 @@ def parse_driver_output(stdout: str, n_items: int, status: str, isolation: str, 
         if type(i) is not int or not 0 <= i < n_items or records[i] is not None:
             continue
         t = float(rec.get("t", 0.0)) if isinstance(rec.get("t"), (int, float)) else 0.0
-        if "digest" in rec:
+        if "canon" in rec:
+            if i in canon_ok and isinstance(rec["canon"], str):
+                records[i] = CallRecord("canon", rec["canon"], seconds=t)
+        elif "digest" in rec:
             records[i] = CallRecord("digest", Digest(str(rec["digest"]), int(rec.get("size", 0))), seconds=t)
         elif "v" in rec:
             try:
@@ -685,8 +848,11 @@ class Verdict:
 
 
 def judge_run(report: RunReport, expected: Sequence[Any], inputs: Sequence[Sequence[Any]],
-              comparator: EvalplusComparator) -> Verdict:
-    """Compare a run's records with `expected` in order; the first failure decides."""
+              comparator: EvalplusComparator, expected_canon: Sequence[str | None] = ()) -> Verdict:
+    """Compare a run's records with `expected` in order; the first failure decides.
+
+    A "canon" record matches when it equals `expected_canon[i]` (the run asks for those only
+    where the comparison is plain ``==``, see `JudgeCase`)."""
     n = len(expected)
     if report.load_error is not None:
         return Verdict("error", 0, n, 0 if n else None, f"loading the code raised {report.load_error}",
@@ -703,50 +869,116 @@ def judge_run(report: RunReport, expected: Sequence[Any], inputs: Sequence[Seque
         if rec.kind == "unsupported":
             return Verdict("fail", i, n, i, f"input {i} returned a non-builtin value ({rec.error})"[:300],
                            report.wall_seconds)
-        if not comparator.matches(rec, expected[i], inputs[i]):
+        if rec.kind == "canon":
+            ok = i < len(expected_canon) and expected_canon[i] is not None and rec.value == expected_canon[i]
+        else:
+            ok = comparator.matches(rec, expected[i], inputs[i])
+        if not ok:
             return Verdict("fail", i, n, i, f"input {i}: wrong output", report.wall_seconds)
     return Verdict("pass", n, n, None, "", report.wall_seconds)
 
 
-def _json_size_estimate(value: Any) -> int:
+#: Expected outputs whose typed JSON is at least this big come back as a `canon_digest` where
+#: the comparison is plain ``==`` (HumanEval/130: 114 MB of output per run otherwise).
+CANON_MIN_BYTES = 1 << 12
+
+#: Entry points with a special oracle: their outputs always come back whole.
+ORACLE_ENTRY_POINTS = {
+    "humaneval": frozenset({"find_zero"}),
+    "mbpp": frozenset({"are_equivalent", "sum_div", "surface_Area", "digit_distance_nums"})
+    | MBPP_SET_EQ_ENTRY_POINTS | MBPP_NOT_NONE_ENTRY_POINTS,
+}
+
+
+def output_size(value: Any) -> int:
     """About the size of `value`'s typed JSON, computed by the C JSON encoder (for output caps).
 
     Typed JSON adds short tags to tuples, sets and big ints; the output cap leaves 8x headroom,
     so plain `json.dumps` (sets and other non-JSON values as their repr) is close enough and
-    avoids a pure-Python walk over every element of every expected output on each judgement.
+    avoids a pure-Python walk over every element.
     """
+    if isinstance(value, Digest):
+        return 200
     try:
         return len(json.dumps(value, default=repr, skipkeys=True))
     except (ValueError, TypeError, RecursionError):  # e.g. ints past Python's str-conversion limit
         return len(json.dumps(encode_value(value)))
 
 
-def expected_output_bytes(expected: Sequence[Any]) -> int:
-    """About the size of the typed JSON the expected outputs would come back as."""
-    return sum(200 if isinstance(e, Digest) else _json_size_estimate(e) for e in expected)
+def expected_canon_digests(expected: Sequence[Any], sizes: Sequence[int]) -> list[str | None]:
+    """`canon_digest` of each expected output of at least `CANON_MIN_BYTES` (else None)."""
+    return [canon_digest(e) if size >= CANON_MIN_BYTES and not isinstance(e, Digest) else None
+            for e, size in zip(expected, sizes)]
+
+
+@dataclass(frozen=True)
+class JudgeCase:
+    """One split (base or plus) of one problem, prepared once for judging any number of programs.
+
+    `canon_indices` are the inputs whose outputs come back as a `canon_digest`: those with a
+    big expected output, no special oracle, and plain ``==`` as evalplus's comparison (no
+    float tolerance yet: ``atol`` is 0 and neither this nor an earlier expected output is a
+    float or a list of floats). The sandbox only learns which inputs these are.
+    """
+
+    dataset: str
+    entry_point: str
+    atol: float
+    inputs: Sequence[Sequence[Any]]
+    expected: Sequence[Any]
+    time_limits: tuple[float, ...]
+    items_json: str
+    max_output_bytes: int
+    expected_canon: tuple[str | None, ...]
+    canon_indices: tuple[int, ...]
+
+    @classmethod
+    def prepare(cls, entry_point: str, inputs: Sequence[Sequence[Any]], expected: Sequence[Any],
+                gt_times: Sequence[float], *, dataset: str, atol: float,
+                min_time_limit: float = DEFAULT_MIN_TIME_LIMIT, factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
+                sizes: Sequence[int] | None = None, canon: Sequence[str | None] | None = None) -> JudgeCase:
+        """Build the case; `sizes` (`output_size` per expected output) and `canon`
+        (`expected_canon_digests`) are computed here unless the ground truth stores them."""
+        sizes = [output_size(e) for e in expected] if sizes is None else list(sizes)
+        canon = expected_canon_digests(expected, sizes) if canon is None else list(canon)
+        indices: list[int] = []
+        if entry_point not in ORACLE_ENTRY_POINTS.get(dataset, ()):
+            eff = float(atol or 0)
+            for i, e in enumerate(expected):
+                if eff == 0 and is_floats(e):
+                    eff = 1e-6
+                if eff == 0 and canon[i] is not None:
+                    indices.append(i)
+        return cls(dataset, entry_point, float(atol or 0), inputs, expected,
+                   tuple(time_limits_for(gt_times, min_time_limit, factor)),
+                   encode_items([("args", list(a)) for a in inputs]),
+                   max(2_000_000, 8 * sum(sizes) + 100_000), tuple(canon), tuple(indices))
+
+
+def judge_case(sandbox: Any, code: str, case: JudgeCase, memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[Verdict, str]:
+    """Run a candidate on a prepared case in the sandbox and judge it; returns (verdict, isolation).
+
+    The sandbox never sees the expected outputs. An empty input list passes without running.
+    """
+    if not case.inputs:
+        return Verdict("pass", 0, 0), getattr(sandbox, "isolation", "")
+    ep, dataset = case.entry_point, case.dataset
+    not_none = "candidate" if dataset == "mbpp" and ep in MBPP_NOT_NONE_ENTRY_POINTS else None
+    report = run_calls(sandbox, code, ep, [("args", a) for a in case.inputs], case.time_limits,
+                       guard=True, not_none=not_none, memory_mb=memory_mb, max_output_bytes=case.max_output_bytes,
+                       big_str_output=str_digest_threshold(dataset, ep), canon=case.canon_indices,
+                       items_json=case.items_json)
+    verdict = judge_run(report, case.expected, case.inputs, EvalplusComparator(dataset, ep, case.atol),
+                        case.expected_canon)
+    return verdict, report.isolation
 
 
 def run_and_judge(sandbox: Any, code: str, entry_point: str, inputs: Sequence[Sequence[Any]],
                   expected: Sequence[Any], gt_times: Sequence[float], *, dataset: str, atol: float,
                   min_time_limit: float = DEFAULT_MIN_TIME_LIMIT,
                   factor: float = DEFAULT_GT_TIME_LIMIT_FACTOR,
-                  memory_mb: int = DEFAULT_MEMORY_MB,
-                  expected_bytes: int | None = None) -> tuple[Verdict, str]:
-    """Run a candidate on `inputs` in the sandbox and judge it; returns (verdict, isolation).
-
-    `expected_bytes` (`expected_output_bytes(expected)`, which callers judging many samples
-    against the same ground truth compute once) sizes the output cap.
-
-    The sandbox never sees `expected`. An empty input list passes without running.
-    """
-    if not inputs:
-        return Verdict("pass", 0, 0), getattr(sandbox, "isolation", "")
-    limits = time_limits_for(gt_times, min_time_limit, factor)
-    not_none = "candidate" if dataset == "mbpp" and entry_point in MBPP_NOT_NONE_ENTRY_POINTS else None
-    out_bytes = expected_output_bytes(expected) if expected_bytes is None else expected_bytes
-    report = run_calls(sandbox, code, entry_point, [("args", list(a)) for a in inputs], limits,
-                       guard=True, not_none=not_none, memory_mb=memory_mb,
-                       max_output_bytes=max(2_000_000, 8 * out_bytes + 100_000),
-                       big_str_output=str_digest_threshold(dataset, entry_point))
-    verdict = judge_run(report, expected, inputs, EvalplusComparator(dataset, entry_point, atol))
-    return verdict, report.isolation
+                  memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[Verdict, str]:
+    """`judge_case` on a case prepared for this one program (see `JudgeCase.prepare`)."""
+    case = JudgeCase.prepare(entry_point, inputs, expected, gt_times, dataset=dataset, atol=atol,
+                             min_time_limit=min_time_limit, factor=factor)
+    return judge_case(sandbox, code, case, memory_mb)

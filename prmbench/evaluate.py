@@ -11,6 +11,8 @@ from prmbench.jsonl import read_jsonl_rows
 
 ID_FIELDS = ("problem_id", "task_id")
 TEXT_FIELDS = ("completion", "solution")
+#: Rows graded per `Task.grade_many` call.
+GRADE_CHUNK = 16
 
 
 def _field(row: dict[str, Any], names: tuple[str, ...], path: Path, line: int, what: str) -> Any:
@@ -40,6 +42,7 @@ def evaluate_samples(task: Task, samples: str | Path) -> Iterator[dict[str, Any]
             raise DataError(f"{path}:{line}: problem id {pid!r} is not in task {task.name!r} "
                             f"(ids look like: {sample}); use the task's own ids")
         checked.append((row, problems[pid], text))
-    for row, problem, text in checked:
-        grade = task.grade(problem, text)
-        yield {**row, "correct": bool(grade.correct), "details": dict(grade.details)}
+    for start in range(0, len(checked), GRADE_CHUNK):  # chunks: parallel grading, rows still stream out
+        chunk = checked[start:start + GRADE_CHUNK]
+        for (row, _, _), grade in zip(chunk, task.grade_many([(p, t) for _, p, t in chunk])):
+            yield {**row, "correct": bool(grade.correct), "details": dict(grade.details)}

@@ -109,6 +109,11 @@ class Task(Component):
     def grade(self, problem: Problem, completion: str) -> Grade:
         """Grade a full solution text against the problem's hidden reference."""
 
+    def grade_many(self, items: Sequence[tuple[Problem, str]]) -> list[Grade]:
+        """`grade` for many (problem, completion) pairs, in order; tasks that can grade in
+        parallel (the code tasks, on their sandbox slots) override it."""
+        return [self.grade(problem, completion) for problem, completion in items]
+
     def answer_key(self, answer: str) -> str:
         """A cheap normalised form; answers with different keys may still be `same_answer`."""
         return answer.strip()

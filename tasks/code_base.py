@@ -32,11 +32,12 @@ import hashlib
 import json
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Sequence
 
 from prmbench.errors import ConfigError
 from prmbench.interfaces import Task
-from prmbench.types import Message, Problem
+from prmbench.types import Grade, Message, Problem
 
 #: Values of the ``step_split`` option.
 STEP_SPLITS = ("blank_lines", "none")
@@ -190,6 +191,15 @@ class CodeTask(Task):
                 self._sandbox = Sandbox(isolation=self.isolation, workers=self.workers,
                                         allow_unsafe=self.allow_unsafe)
             return self._sandbox
+
+    def grade_many(self, items: Sequence[tuple[Problem, str]]) -> list[Grade]:
+        """Grade many (problem, completion) pairs in parallel, one thread per sandbox slot."""
+        items = list(items)
+        workers = max(1, int(getattr(self.sandbox, "workers", 1) or 1))
+        if workers == 1 or len(items) < 2:
+            return [self.grade(p, c) for p, c in items]
+        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+            return list(pool.map(lambda pc: self.grade(*pc), items))
 
     def close(self) -> None:
         """Stop the sandbox workers (a later use starts a new sandbox)."""

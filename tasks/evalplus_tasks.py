@@ -301,15 +301,34 @@ def _gt_decode(v: Any) -> Any:
     return cj.decode_value(v)
 
 
+def _decode_gt(raw: Mapping[str, Any]) -> dict[str, Any]:
+    gt: dict[str, Any] = {}
+    for split in ("base", "plus"):
+        gt[split] = [_gt_decode(v) for v in raw[split]]
+        for key in ("time", "bytes", "canon"):
+            gt[f"{split}_{key}"] = raw.get(f"{split}_{key}")
+    return gt
+
+
+def _gt_weight(gt: Mapping[str, Any]) -> int:
+    """A decoded ground truth's size in bytes of typed JSON (estimated where not stored)."""
+    return sum(sum(gt.get(f"{split}_bytes") or [cj.output_size(v) for v in gt[split]]) for split in ("base", "plus"))
+
+
 class GroundTruth:
     """Expected outputs and times of the canonical solutions, computed in the sandbox.
 
     Stored per problem as gzipped JSON under ``<cache_dir>/ground_truth/<task>-<dataset
     sha256[:16]>-t<task version>-j<judge version>/<task_id>.json.gz``: ``{"base": [typed JSON],
-    "base_time": [seconds], "plus": [...], "plus_time": [...]}`` (an output too big to send
-    back whole is stored as ``{"$digest": sha256, "size": n}``, see `code_judge.Digest`). Writes are atomic (temporary file +
-    rename), so concurrent processes at worst compute the same file twice.
+    "base_time": [seconds], "base_bytes": [typed-JSON size], "base_canon": [`canon_digest` of
+    outputs of at least `CANON_MIN_BYTES`, else null], "plus": [...], "plus_time": [...],
+    "plus_bytes": [...], "plus_canon": [...]}`` (an output too big to send back whole is stored
+    as ``{"$digest": sha256, "size": n}``, see `code_judge.Digest`). Writes are atomic
+    (temporary file + rename), so concurrent processes at worst compute the same file twice.
     """
+
+    #: Decoded ground truth kept in memory, in bytes of typed JSON (most recently used first).
+    MEMORY_BYTES = 256 << 20
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -349,11 +368,10 @@ class GroundTruth:
             with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as fh:
                 json.dump(raw, fh, separators=(",", ":"))
             os.replace(tmp, p)
-        gt = {"base": [_gt_decode(v) for v in raw["base"]], "base_time": raw["base_time"],
-              "plus": [_gt_decode(v) for v in raw["plus"]], "plus_time": raw["plus_time"]}
+        gt = _decode_gt(raw)
         with self._lock:
             self._mem[task_id] = gt
-            while len(self._mem) > 32:
+            while len(self._mem) > 1 and sum(map(_gt_weight, self._mem.values())) > self.MEMORY_BYTES:
                 self._mem.popitem(last=False)
         return gt
 
@@ -608,6 +626,8 @@ class _PlusTask(_FunctionTask):
         self.gt_time_limit_factor = float(gt_time_limit_factor)
         self.plus_after_base_fail = bool(plus_after_base_fail)
         self._gt: GroundTruth | None = None
+        self._cases: OrderedDict[tuple[str, str], cj.JudgeCase] = OrderedDict()
+        self._cases_lock = threading.Lock()
 
     def config(self) -> dict[str, Any]:
         """Arguments that affect results."""
@@ -660,14 +680,15 @@ class _PlusTask(_FunctionTask):
                                 f"{report.status} {report.message[:200]}); cannot compute ground truth")
             out[split] = [_gt_encode(r) for r in report.records]
             out[f"{split}_time"] = [r.seconds for r in report.records]
+            sizes = [cj.output_size(r.value) for r in report.records]
+            out[f"{split}_bytes"] = sizes
+            out[f"{split}_canon"] = cj.expected_canon_digests([r.value for r in report.records], sizes)
         return out
 
     def compute_ground_truth(self, problem: Problem, plus_indices: Sequence[int] | None = None) -> dict[str, Any]:
         """Run the canonical solution now (no cache) on the base inputs and on the plus inputs
         at `plus_indices` (all when None); decoded like `ground_truth`."""
-        raw = self._compute_ground_truth(self._row(problem), plus_indices)
-        return {"base": [_gt_decode(v) for v in raw["base"]], "base_time": raw["base_time"],
-                "plus": [_gt_decode(v) for v in raw["plus"]], "plus_time": raw["plus_time"]}
+        return _decode_gt(self._compute_ground_truth(self._row(problem), plus_indices))
 
     def hidden_inputs(self, problem: Problem, split: str) -> list:
         """The problem's ``base`` or ``plus`` inputs (argument lists; for grading and tests only)."""
@@ -679,13 +700,31 @@ class _PlusTask(_FunctionTask):
         return self.ground_truth_store.get(problem.id, lambda: self._compute_ground_truth(row))
 
     # -- grading -----------------------------------------------------------------------------
+    def judge_case(self, problem: Problem, split: str) -> cj.JudgeCase:
+        """The prepared `code_judge.JudgeCase` of one split (kept for the most recent problems)."""
+        key = (problem.id, split)
+        with self._cases_lock:
+            case = self._cases.get(key)
+            if case is not None:
+                self._cases.move_to_end(key)
+                return case
+        row, gt = self._row(problem), self.ground_truth(problem)
+        case = cj.JudgeCase.prepare(
+            row["entry_point"], row[f"{split}_input"], gt[split], gt[f"{split}_time"], dataset=self.dataset,
+            atol=float(row.get("atol") or 0), min_time_limit=self.min_time_limit, factor=self.gt_time_limit_factor,
+            sizes=gt.get(f"{split}_bytes"), canon=gt.get(f"{split}_canon"))
+        with self._cases_lock:
+            self._cases[key] = case
+            while len(self._cases) > 64:
+                self._cases.popitem(last=False)
+        return case
+
     def judge_program(self, problem: Problem, program: str, splits: Sequence[str] = ("base", "plus"),
                       ) -> dict[str, cj.Verdict | str]:
         """Judge a complete program on the base then the plus inputs (plus only after base
         passed, unless `plus_after_base_fail`). Returns ``{"base": Verdict, "plus": Verdict,
         "isolation": str}``."""
         row = self._row(problem)
-        gt = self.ground_truth(problem)
         res: dict[str, cj.Verdict | str] = {}
         iso = ""
         for split in ("base", "plus"):
@@ -694,13 +733,7 @@ class _PlusTask(_FunctionTask):
                                        and not self.plus_after_base_fail):
                 res[split] = cj.Verdict("not_run", 0, len(row[f"{split}_input"]))
                 continue
-            size_key = f"{split}_out_bytes"  # computed once per loaded ground truth, not per sample
-            if size_key not in gt:
-                gt[size_key] = cj.expected_output_bytes(gt[split])
-            verdict, iso = cj.run_and_judge(
-                self.sandbox, program, row["entry_point"], row[f"{split}_input"], gt[split], gt[f"{split}_time"],
-                dataset=self.dataset, atol=float(row.get("atol") or 0), min_time_limit=self.min_time_limit,
-                factor=self.gt_time_limit_factor, memory_mb=self.memory_mb, expected_bytes=gt[size_key])
+            verdict, iso = cj.judge_case(self.sandbox, program, self.judge_case(problem, split), self.memory_mb)
             res[split] = verdict
         res["isolation"] = iso or getattr(self._sandbox, "isolation", "")
         return res

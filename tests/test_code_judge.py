@@ -254,9 +254,9 @@ def test_driver_never_receives_expected_outputs(sandbox, monkeypatch) -> None:  
     seen: list[str] = []
     real_run = sandbox.run
 
-    def spy(program: str, stdin: str = "", limits=None):  # type: ignore[no-untyped-def]
+    def spy(program: str, stdin: str = "", limits=None, **kw):  # type: ignore[no-untyped-def]
         seen.append(program + stdin)
-        return real_run(program, stdin, limits)
+        return real_run(program, stdin, limits, **kw)
 
     monkeypatch.setattr(sandbox, "run", spy)
     cj.run_and_judge(sandbox, "def f(x): return x\n", "f", [[1]], ["SECRET-EXPECTED-VALUE"], [0.0],
@@ -289,3 +289,93 @@ def test_flat_sequence_fast_path_matches_the_general_encoding():
     for v in (plain, tuple(plain), [1, [2, (3,)]], {frozenset({1}): [1.5]}):
         back = cj.loads_typed(cj.dumps_typed(v))
         assert back == v and type(back) is type(v)
+
+
+# -- canonical digests of big outputs ------------------------------------------------------------
+CANON_VALUES = [
+    None, 0, 1, True, False, 1.0, -0.0, 0.5, 2 ** 70, float(2 ** 70), float("inf"), -math.inf, 1e300,
+    1 + 0j, 2.5 + 0j, 1 + 2j, "1", "", b"ab", bytearray(b"ab"), [1, 2], (1, 2), [1.0, 2.0], [True, 2],
+    [[1], (1,)], {1, 2}, frozenset({2, 1}), {1.0, 2}, set(), {"a": 1, "b": [2]}, {"b": [2.0], "a": True},
+    collections.OrderedDict([("b", [2]), ("a", 1)]), collections.Counter("aab"), {1: "x"}, {1.0: "x"},
+    {(1, 2): {3}}, [[1, 2], [3, [4, (5, 6.0)]]],
+    # flat numeric sequences (the IEEE-bytes form): -0.0, exactness of big ints, complex, sets
+    [-0.0, 1], [0, 1], [0.0, True], (0, 1), {-0.0, 1.5}, frozenset({0, 1.5}), [2 ** 60], [float(2 ** 60)],
+    [2 ** 53 + 1], [float(2 ** 53)], [2 ** 53], [1 + 0j, 2], [1 + 1j, 2], [math.inf, 1], [float("inf"), 1.0],
+    [], (), set(), frozenset(), [None, "NaNa"],
+]
+
+
+def test_canon_digest_equal_exactly_when_python_says_equal() -> None:
+    """Over every pair of a varied value set: equal digests <=> ``==`` (after typed-JSON
+    decoding, as the supervisor compares)."""
+    digests = [cj.canon_digest(v) for v in CANON_VALUES]
+    decoded = [cj.loads_typed(cj.dumps_typed(v)) for v in CANON_VALUES]
+    assert "NaNa" in str(CANON_VALUES[-1]) and digests[-1] is None  # strings with "NaN" skip the shortcut
+    for (a, da), (b, db) in [(x, y) for x in zip(decoded, digests) for y in zip(decoded, digests)]:
+        if da is None or db is None:
+            continue
+        assert (da == db) == bool(a == b), (a, b)
+    d = cj.canon_digest
+    assert d([-0.0, 1]) == d([0, True]) == d([0 + 0j, 1.0]) and d({-0.0, 1.5}) == d(frozenset({1.5, 0}))
+    assert d([2 ** 53 + 1]) != d([float(2 ** 53)]) and d([1, 2]) != d((1, 2)) and d({"a": 1, "b": 2}) == d({"b": 2.0, "a": True})
+
+
+def test_canon_digest_refuses_what_has_no_canonical_form() -> None:
+    class Weird(list):
+        pass
+
+    cyclic: list = []
+    cyclic.append(cyclic)
+    for v in (float("nan"), [1.0, float("nan")], {float("nan"): 1}, Weird([1]), object(), cyclic,
+              _nest(cj.MAX_DEPTH + 5), [7 ** 20000]):
+        assert cj.canon_digest(v) is None
+
+
+def test_judge_case_asks_for_digests_only_where_comparison_is_plain_equality() -> None:
+    big = list(range(20_000))
+    floats = [0.5] * 5000
+    case = cj.JudgeCase.prepare("f", [[1], [2], [3], [4]], [big, [1], floats, big], [0.0] * 4, dataset="humaneval", atol=0)
+    # input 0: big and plain ==; input 1: small; input 2 is a list of floats (tolerance from
+    # here on: evalplus's atol promotion sticks), so input 3 is compared with tolerance too.
+    assert case.canon_indices == (0,)
+    assert cj.JudgeCase.prepare("f", [[1]], [big], [0.0], dataset="humaneval", atol=1e-6).canon_indices == ()
+    assert cj.JudgeCase.prepare("find_zero", [[1]], [big], [0.0], dataset="humaneval", atol=0).canon_indices == ()
+    assert cj.JudgeCase.prepare("similar_elements", [[1]], [big], [0.0], dataset="mbpp", atol=0).canon_indices == ()
+
+
+def test_big_outputs_come_back_as_canonical_digests(sandbox) -> None:  # type: ignore[no-untyped-def]
+    n = 20_000
+    inputs = [[n], [3]]
+    expected = [[float(i) if i % 3 else i for i in range(n)], [0, 1, 2]]
+    case = cj.JudgeCase.prepare("f", inputs, expected, [0.0, 0.0], dataset="humaneval", atol=0)
+    assert case.canon_indices == (0,)
+    rep = cj.run_calls(sandbox, "def f(n): return list(range(n))\n", "f", [("args", a) for a in inputs], [1.0, 1.0],
+                       canon=case.canon_indices)
+    assert [r.kind for r in rep.records] == ["canon", "value"]
+    ok, _ = cj.judge_case(sandbox, "def f(n): return list(range(n))\n", case)  # ints == integral floats
+    off_by_one, _ = cj.judge_case(sandbox, "def f(n): return list(range(1, n + 1)) if n > 3 else [0, 1, 2]\n", case)
+    as_tuple, _ = cj.judge_case(sandbox, "def f(n): return tuple(range(n)) if n > 3 else [0, 1, 2]\n", case)
+    not_builtin, _ = cj.judge_case(sandbox, "import array\ndef f(n): return array.array('q', range(n))\n", case)
+    assert ok.status == "pass", ok
+    assert (off_by_one.status, off_by_one.first_failure) == ("fail", 0)
+    assert (as_tuple.status, as_tuple.first_failure) == ("fail", 0)
+    assert not_builtin.status == "fail"
+
+
+def test_canon_records_count_only_where_asked(sandbox) -> None:  # type: ignore[no-untyped-def]
+    forged = 'import os\ndef f(x):\n    os.write(3, b\'{"i":0,"canon":"00"}\\n\')\n    return x\n'
+    rep = cj.run_calls(sandbox, forged, "f", [("args", [1])], [1.0])  # fd 3: the driver's result channel
+    assert [r.kind for r in rep.records] == ["value"]
+    asked = cj.run_calls(sandbox, forged, "f", [("args", [1])], [1.0], canon=[0])
+    assert [(r.kind, r.value) for r in asked.records] == [("canon", "00")]  # ... and then judged: a wrong digest
+    verdict = cj.judge_run(asked, [[1] * 10], [[1]], EvalplusComparator("humaneval", "f", 0), [cj.canon_digest([1] * 10)])
+    assert verdict.status == "fail"
+
+
+def test_encode_items_plain_json_shortcut_is_exact() -> None:
+    for items in ([("args", [1, 2.0, "x", None, True, [1, [2]]])], [("args", [(1, 2)])], [("args", [{1: 2}])],
+                  [("args", [{"a": [1]}])], [("args", [float("nan"), math.inf])], [("args", [{1, 2}, b"x"])],
+                  [("args", [7 ** 20000])], [("expr", "f(1)")]):
+        back = cj.decode_value(__import__("json").loads(cj.encode_items(items)))
+        assert back == [[k, p] for k, p in items] or any(isinstance(x, float) and x != x for x in items[0][1])
+        assert [type(x) for x in back[0][1]] == [type(x) for x in items[0][1]]

@@ -239,6 +239,16 @@ def test_grade_completion_formats_and_details(he_plus, cache: Path) -> None:  # 
     assert time.time() - start < 10
 
 
+def test_grade_many_runs_in_parallel_and_keeps_order(he_plus, cache: Path) -> None:  # type: ignore[no-untyped-def]
+    p = he_plus.load()[0]
+    items = [(p, HE0_FULL), (p, HE0_WRONG), (p, ""), (p, HE0_BODY), (p, HE0_WRONG)]
+    many = he_plus.grade_many(items)
+    one_by_one = [he_plus.grade(q, c) for q, c in items]
+    assert [g.correct for g in many] == [True, False, False, True, False]
+    assert [(g.details["base_status"], g.details["plus_status"]) for g in many] == \
+        [(g.details["base_status"], g.details["plus_status"]) for g in one_by_one]
+
+
 def test_vote_keys_and_public_fraction(he_plus) -> None:  # type: ignore[no-untyped-def]
     p = he_plus.load()[0]
     a = he_plus.extract_answer(HE0_FULL)

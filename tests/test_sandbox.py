@@ -135,6 +135,16 @@ def test_main_guard_and_fresh_state_per_run(sb: Sandbox) -> None:
         assert r.stdout == "False []\n", r
 
 
+def test_trusted_programs_are_compiled_once_per_worker(sb: Sandbox) -> None:
+    program = "import sys\nprint(int(sys.stdin.read()) * 2)\n"
+    for n in (1, 2, 3):  # the first run sends the source, later ones only its key
+        r = sb.run(program, str(n), trusted=True)
+        assert (r.status, r.stdout) == ("ok", f"{2 * n}\n")
+    for slot in sb._slots:
+        slot.kill()  # a fresh worker has no compiled code: the source is sent again
+    assert sb.run(program, "21", trusted=True).stdout == "42\n"
+
+
 def test_output_is_flushed_on_exit_and_with_threads(sb: Sandbox) -> None:
     program = (
         "import threading, time\n"

@@ -145,7 +145,7 @@ class Sandbox:
         tried = "; ".join(reasons) if reasons else "none"
         raise ConfigError(f"no usable sandbox isolation (tried {tried}). {_HOW_TO_FIX}")
 
-    def run(self, program: str, stdin: str = "", limits: Limits = Limits()) -> ExecResult:
+    def run(self, program: str, stdin: str = "", limits: Limits = Limits(), trusted: bool = False) -> ExecResult:
         """Run Python source `program` with `stdin` under `limits` and return its result.
 
         The program runs in a fresh child process (forked from the slot's worker) as
@@ -153,6 +153,12 @@ class Sandbox:
         $HOME, $TMPDIR) on a private, emptied-after-each-run /tmp. Every process it starts is
         killed when it exits or hits a limit. Never raises for anything the program does;
         failures of the sandbox itself come back as status "sandbox_error".
+
+        `trusted=True` says `program` is the caller's own code (such as the code judge's
+        driver, which then runs untrusted code under its own guard), not untrusted input: the
+        worker compiles it once and every later run of it skips compilation. Never pass
+        untrusted source as trusted: it would be compiled in the worker, outside the child's
+        limits.
         """
         if self._closed:
             raise ConfigError("this Sandbox is closed; create a new one.")
@@ -165,7 +171,7 @@ class Sandbox:
         slot = self._free.get()
         try:
             try:
-                return slot.run(program, stdin, limits)
+                return slot.run(program, stdin, limits, trusted)
             except SlotStartError as exc:
                 return ExecResult("sandbox_error", None, "", "", 0.0, self.isolation, str(exc)[:1000])
         finally:
