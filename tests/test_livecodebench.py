@@ -237,7 +237,7 @@ def test_runtime_error_and_timeout(task, problems):
     assert not g.correct and g.details["reason"] == "runtime_error"
     assert "ZeroDivisionError" in g.details["public"]["message"]
     g = task.grade(problems["abc950_b"], fenced("while True:\n    pass"))
-    assert not g.correct and g.details["reason"] == "timeout"
+    assert not g.correct and g.details["reason"] == "timeout", g.details
     assert g.details["first_failing"] == {"kind": "public", "index": 0}
 
 
