@@ -163,11 +163,16 @@ class SearchContext:
         return self.meter.spend
 
     def exhausted(self) -> bool:
-        """Whether the measured spend has reached any explicit cap of the budget."""
+        """Whether the measured spend has reached any cap of the budget.
+
+        Caps: `max_flops` on total FLOPs, `max_tokens` on generated policy tokens, `max_seconds`
+        on model-call seconds. Strategies ask before every unit of work (a step expansion, a
+        rollout, a sample), so a search overshoots by at most the unit in flight.
+        """
         b, s = self.budget, self.meter.spend
         return (
             (b.max_flops is not None and s.flops >= b.max_flops)
-            or (b.max_tokens is not None and s.generated_tokens + s.prompt_tokens >= b.max_tokens)
+            or (b.max_tokens is not None and s.generated_tokens >= b.max_tokens)
             or (b.max_seconds is not None and s.seconds >= b.max_seconds)
         )
 
