@@ -75,6 +75,7 @@ class CellResult:
     policy: str
     metrics: dict[str, Any]
     records: list[dict[str, Any]]
+    budget_unit: str = "n"
 
 
 @dataclass(frozen=True)
@@ -108,5 +109,6 @@ def load_run(path: str | Path, with_records: bool = True) -> RunResult:
         samples = cell_dir / SAMPLES_FILE
         records = list(read_jsonl(samples)) if with_records and samples.is_file() else []
         cells.append(CellResult(id=c["id"], task=c["task"], rm=c["rm"], strategy=c["strategy"],
-                                budget=int(c["budget"]), policy=c["policy"], metrics=metrics, records=records))
+                                budget=int(c["budget"]), policy=c["policy"], metrics=metrics, records=records,
+                                budget_unit=str(c.get("budget_unit", "n"))))
     return RunResult(path=path, run=run, cells=cells)
