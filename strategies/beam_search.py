@@ -13,17 +13,19 @@ Keep = Callable[[Sequence[Sequence[Candidate]], bool], tuple[list[Candidate], li
 """(children grouped by parent, whether the parent was the empty solution) -> (live, set aside)."""
 
 
-def search_rounds(ctx: SearchContext, exp: Expander, first_k: int, k: int, keep: Keep) -> SearchResult:
+def search_rounds(ctx: SearchContext, exp: Expander, roots: int, first_k: int, k: int, keep: Keep) -> SearchResult:
     """Expand live partial solutions round by round until none is left or the budget is spent.
 
-    Round 0 expands the empty solution with `first_k` samples; later rounds expand every live
-    solution with `k`. The meter is asked before every expansion; when it says stop, the
+    Round 0 expands the empty solution `roots` times with `first_k` samples each (fresh seeds
+    every time); later rounds expand every live solution with `k`. The meter is asked before
+    every expansion, so no unit of work is larger than max(first_k, k) samples plus their
+    scoring; when it says stop, the
     round ends there and what is still live becomes unfinished (truncated) candidates. The final
     choice is the highest aggregated score among finished candidates (complete solutions; the
     truncated only when nothing finished). `info["rounds"]` lists per round the number of
     children and the best child score.
     """
-    live: list[Candidate | None] = [None]
+    live: list[Candidate | None] = [None] * roots
     done: list[Candidate] = []
     rounds: list[dict[str, Any]] = []
     stopped = False
@@ -64,8 +66,8 @@ def top_beams(width: int) -> Keep:
 class BeamSearch(StepwiseStrategy):
     """Step-level beam search with B beams and M expansions per beam.
 
-    Round 0 samples B x M first steps; every later round expands each live beam with M sampled
-    next steps (stopping at the task's step delimiter). The reward model scores each new prefix;
+    Round 0 samples B x M first steps (B expansions of the empty solution); every later round
+    expands each live beam with M sampled next steps (stopping at the task's step delimiter). The reward model scores each new prefix;
     children that ended the solution (eos) are kept aside as complete, children cut by the
     length limit (or reaching `max_depth`) aside as truncated; the best B live children (by
     aggregated score, ties to the earliest) are the next beams. The search ends when no beam is
@@ -73,8 +75,8 @@ class BeamSearch(StepwiseStrategy):
     expansion in flight finishes). The answer is the complete candidate with the highest
     aggregated score (a truncated one only when none completed).
 
-    `beam_width` (B) defaults to N // M for budget N in units n and nominal (the literature's
-    "N beams of width M"), and to M under an explicit tokens/flops/seconds cap.
+    `beam_width` (B) defaults to N // M for budget N in unit nominal (the literature's "N beams
+    of width M") and to M otherwise, where the meter decides how far the search gets.
     """
 
     version: ClassVar[str] = "1"
@@ -92,4 +94,4 @@ class BeamSearch(StepwiseStrategy):
         """Run the beam search (see the class docstring)."""
         exp = self.start(ctx)
         width = self.width(self.beam_width, ctx.budget)
-        return search_rounds(ctx, exp, width * self.expansions, self.expansions, top_beams(width))
+        return search_rounds(ctx, exp, width, self.expansions, self.expansions, top_beams(width))

@@ -36,7 +36,8 @@ def greedy_per_subtree(groups: Sequence[Sequence[Candidate]], root: bool) -> tup
 class DVTS(StepwiseStrategy):
     """Diverse verifier tree search with S independent subtrees of M expansions per step.
 
-    Round 0 samples S first steps from the empty solution, one per subtree (subtrees are
+    Round 0 samples S first steps from the empty solution, one per subtree and one expansion
+    each (subtrees are
     independent from there on: no competition between them, which keeps the final candidates
     diverse). Every later round expands each live subtree's current path with M sampled next
     steps, scores them with the reward model and follows the best one greedily (see
@@ -46,8 +47,8 @@ class DVTS(StepwiseStrategy):
     finishes). The answer is the complete candidate with the highest aggregated score (a
     truncated one only when none completed).
 
-    `subtrees` (S) defaults to N // M for budget N in units n and nominal, and to M under an
-    explicit tokens/flops/seconds cap.
+    `subtrees` (S) defaults to N // M for budget N in unit nominal and to M otherwise, where the
+    meter decides how far the search gets.
     """
 
     version: ClassVar[str] = "1"
@@ -64,4 +65,4 @@ class DVTS(StepwiseStrategy):
     def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
         """Run DVTS (see the class docstring)."""
         exp = self.start(ctx)
-        return search_rounds(ctx, exp, self.width(self.subtrees, ctx.budget), self.expansions, greedy_per_subtree)
+        return search_rounds(ctx, exp, self.width(self.subtrees, ctx.budget), 1, self.expansions, greedy_per_subtree)

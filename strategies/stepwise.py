@@ -131,10 +131,11 @@ class StepwiseStrategy(Strategy):
         return {"expansions": self.expansions, "max_depth": self.max_depth, "aggregation": self.aggregation}
 
     def width(self, explicit: int | None, budget: Budget) -> int:
-        """Beams or subtrees: `explicit`, else N // M for sample-count budgets, else M under a cap."""
+        """Beams or subtrees: `explicit`, else N // M in unit nominal (the literature's
+        parameterisation), else M (the meter, not the width, decides how far the search goes)."""
         if explicit is not None:
             return explicit
-        return self.expansions if budget.capped else max(1, budget.n // self.expansions)
+        return max(1, budget.n // self.expansions) if budget.unit == "nominal" else self.expansions
 
     def start(self, ctx: SearchContext) -> Expander:
         """Apply the aggregation and make the search's expander."""
