@@ -242,3 +242,33 @@ def test_synthetic_policy_needs_synthetic_problems():
 
     with pytest.raises(DataError, match="--tasks synthetic"):
         SyntheticPolicy().generate([GenRequest(messages=(Message("user", "2+2?"),))])
+
+
+@pytest.mark.slow
+def test_math500_all_strategies_at_matched_spend_with_a_tiny_model(tmp_path, tiny_model_dir, shared_data_dir, capsys):
+    """The CLI end to end: real MATH-500 problems, a real (tiny, random) Qwen2 policy, every strategy."""
+    import pandas as pd
+
+    from prmbench.cli import main
+
+    out = tmp_path / "run"
+    strategies = "best_of_n,majority_vote,weighted_majority,beam_search,mcts,dvts"
+    argv = ["run", "--tasks", "math500", "--limit", "3", "--policy", f"hf:{tiny_model_dir}", "--rm", "random",
+            "--strategy", strategies, "--budget", "2,4", "--max-tokens", "16", "--output", str(out),
+            "--data-file", f"math500={shared_data_dir / 'math500' / 'test.jsonl'}"]
+    assert main(argv) == 0
+    board, plot = tmp_path / "board.csv", tmp_path / "acc.png"
+    assert main(["leaderboard", str(out), "--format", "csv", "--output", str(board), "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 10_000
+    df = pd.read_csv(board)
+    assert set(df["strategy"]) == set(strategies.split(",")) and len(df) == 12
+    assert (df["n"] == 3).all() and (df["budget_unit"] == "n").all()
+    for budget, rows in df.groupby("budget"):
+        # one allowance per budget (the random RM is free): every strategy is matched to the same compute
+        pool = rows[rows["strategy"] == "best_of_n"]
+        assert rows["budget_flops"].nunique() == 1 and float(pool["mean_spend_flops"].iloc[0]) == pytest.approx(
+            float(pool["budget_flops"].iloc[0]))
+    for cell in load_run(out).cells:
+        for r in cell.records:
+            over = r["spend"]["flops"] - r["allowance_flops"]
+            assert over <= r["info"].get("max_unit_flops", 0.0) + 1e-6 * r["allowance_flops"], cell.id
