@@ -26,9 +26,6 @@ from prmbench.types import Budget, Problem, Spend
 BUDGET_UNITS: tuple[str, ...] = ("n", "nominal", "tokens", "flops", "seconds")
 """Accepted values of --budget-unit; `n` is the default."""
 
-CAP_UNITS: tuple[str, ...] = ("tokens", "flops", "seconds")
-"""Units whose budget value is an explicit cap (strategies draw until the meter says stop)."""
-
 OVERSHOOT_BOUND = (
     "a search checks the meter before every unit of work and stops at the first check where spend "
     "has reached the allowance, so it may finish the unit in flight: spend - allowance < the cost of "

@@ -272,3 +272,20 @@ def test_math500_all_strategies_at_matched_spend_with_a_tiny_model(tmp_path, tin
         for r in cell.records:
             over = r["spend"]["flops"] - r["allowance_flops"]
             assert over <= r["info"].get("max_unit_flops", 0.0) + 1e-6 * r["allowance_flops"], cell.id
+
+
+def test_cli_budget_unit_flag(tmp_path, capsys):
+    from prmbench.cli import main
+    from prmbench.runner import parse_budgets
+
+    base = ["run", "--tasks", "synthetic", "--policy", "synthetic", "--rm", "random", "--strategy", "mcts",
+            "--limit", "2"]
+    assert main([*base, "--budget", "2", "--budget-unit", "tokns", "--output", str(tmp_path / "x")]) == 2
+    assert "unknown --budget-unit 'tokns'. Did you mean 'tokens'?" in capsys.readouterr().err
+    assert main([*base, "--budget", "2e2", "--budget-unit", "tokens", "--output", str(tmp_path / "t")]) == 0
+    cells = load_run(tmp_path / "t").cells
+    assert [c.id for c in cells] == ["synthetic--random--mcts--tokens200"]
+    assert all(r["budget_unit"] == "tokens" and r["budget"] == 200 for r in cells[0].records)
+    assert parse_budgets("1,2e12") == (1, 2_000_000_000_000)
+    assert main([*base, "--budget", "1.5", "--output", str(tmp_path / "y")]) == 2
+    assert "budgets are positive whole numbers" in capsys.readouterr().err
