@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from prmbench.aggregate import check_aggregation
 from prmbench.context import SearchContext
-from prmbench.interfaces import Strategy
+from prmbench.strategies.best_of_n import BestOfN
 from prmbench.strategies.pool import draw_pool
 from prmbench.strategies.selection import argmax_score, cluster_answers, finished
 from prmbench.types import Problem, SearchResult
 
 
-class WeightedMajority(Strategy):
+class WeightedMajority(BestOfN):
     """Weighted majority vote over N samples.
 
     Draws pool samples 0..N-1 (under an explicit cap: until the cap, see `draw_pool`), scores
@@ -21,18 +20,10 @@ class WeightedMajority(Strategy):
     equivalence (as in majority vote); each cluster's weight is the sum of its members'
     aggregated scores. The heaviest cluster wins (ties: the cluster seen first) and its
     highest-scoring member is returned (ties: the earliest sample). With no answer at all, the
-    best-scoring candidate is returned.
+    best-scoring candidate is returned. Takes best-of-N's arguments.
     """
 
-    uses_pool: ClassVar[bool] = True
     version: ClassVar[str] = "1"
-
-    def __init__(self, aggregation: str | None = None):
-        self.aggregation = check_aggregation(aggregation) if aggregation else None
-
-    def config(self) -> dict[str, Any]:
-        """The aggregation rule."""
-        return {"aggregation": self.aggregation}
 
     def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
         """Sample, score, cluster, pick the heaviest cluster's best member."""

@@ -289,3 +289,37 @@ def test_cli_budget_unit_flag(tmp_path, capsys):
     assert parse_budgets("1,2e12") == (1, 2_000_000_000_000)
     assert main([*base, "--budget", "1.5", "--output", str(tmp_path / "y")]) == 2
     assert "budgets are positive whole numbers" in capsys.readouterr().err
+
+
+def test_weighted_majority_picks_the_heaviest_answer_cluster(tmp_path, registry):
+    spec = RunSpec(tasks=("synthetic",), rms=("synthetic_prm",), strategies=("weighted_majority", "majority_vote"),
+                   budgets=(8,), policy="synthetic", limit=30, rm_args={"noise": 1.0}, task_args={"p_step": 0.5})
+    out = Runner(spec, registry, tmp_path / "wm", log=lambda m: None).run()
+    cells = {c.strategy: c.records for c in load_run(out).cells}
+    differs = 0
+    for r, mv in zip(cells["weighted_majority"], cells["majority_vote"]):
+        weights: dict[str, float] = {}
+        for a, s in zip(r["info"]["candidate_answers"], r["info"]["candidate_scores"]):
+            weights[a] = weights.get(a, 0.0) + s  # dicts keep first-seen order: max() keeps the first of ties
+        best = max(weights, key=lambda a: weights[a])
+        assert r["answer"] == best
+        assert r["info"]["chosen_score"] == max(s for a, s in zip(r["info"]["candidate_answers"],
+                                                                    r["info"]["candidate_scores"]) if a == best)
+        differs += r["answer"] != mv["answer"]
+    assert differs > 0  # the weights matter: not plain majority vote
+
+
+@pytest.mark.parametrize("final", ["vote", "visits"])
+def test_mcts_final_rules(tmp_path, registry, final):
+    from collections import Counter
+
+    recs = run(tmp_path, registry, final, strategies=("mcts",), rms=("random",), budgets=(32,), limit=15,
+               strategy_args={"final": final, "leaf_eval": "rollout"}, task_args={"p_step": 0.6})
+    rows = recs["synthetic--random--mcts--n32"]
+    assert all(r["info"]["final"] == final for r in rows)
+    for r in rows:
+        answers = [a for a in r["info"]["candidate_answers"] if a is not None]
+        assert answers and r["answer"] in answers and r["info"]["finish_reason"] == "eos"
+        if final == "vote":
+            counts = Counter(answers)
+            assert counts[r["answer"]] == max(counts.values())
