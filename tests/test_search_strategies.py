@@ -323,3 +323,35 @@ def test_mcts_final_rules(tmp_path, registry, final):
         if final == "vote":
             counts = Counter(answers)
             assert counts[r["answer"]] == max(counts.values())
+
+
+def test_cached_searches_are_charged_and_prefixes_do_not_collide():
+    class Counting(SyntheticPolicy):
+        served = 0
+
+        def generate(self, requests, problem_ids=None):
+            Counting.served += sum(r.n for r in requests)
+            return super().generate(requests, problem_ids)
+
+    from prmbench.strategies.mcts import MCTS
+
+    task = SyntheticTask(n_problems=1, p_step=0.7)
+    problem = task.load()[0]
+    calls = ModelCalls(task, Counting(), Cache(None), GenParams(), run_seed=0)
+    rm = SyntheticPRM()
+
+    def search():
+        allowance = measure_allowance(calls, rm, problem, 16)
+        ctx = SearchContext(calls, rm, problem, make_budget("n", 16, allowance))
+        return MCTS().search(problem, ctx), ctx.spend
+
+    first, spend1 = search()
+    served = Counting.served
+    second, spend2 = search()
+    assert Counting.served == served  # all served from the cache the second time ...
+    assert spend2 == spend1 and spend1.policy_calls > 16  # ... and charged as when generated
+    assert second.candidates == first.candidates
+    # same seed and sample index, different prefixes: separate cache entries, different continuations
+    a, b = (calls.request(problem, prefix=p, start=5, stop=("\n\n",)) for p in ("", "Step 1: x [slip]\n\n"))
+    ga, gb = calls.generate([a, b], [problem.id] * 2)
+    assert ga[0].text.startswith("Step 1:") and gb[0].text.startswith("Step 2:")
