@@ -60,7 +60,8 @@ class MCTS(StepwiseStrategy):
 
     - "best": the complete candidate with the highest aggregated score;
     - "visits": follow the most-visited child from the root (ties to the earliest) to a leaf;
-      the best complete candidate below the deepest node of that path that has one;
+      the best complete tree node below the deepest node of that path that has one (rollouts
+      are not tree nodes; with none in the tree, as "best");
     - "vote": majority vote over the complete candidates' answers (task equivalence), the
       largest cluster's best-scored member.
 

@@ -66,16 +66,20 @@ class Expander:
     def expand(self, parent: Candidate | None, k: int) -> list[Candidate]:
         """k scored children of `parent` (None: the empty solution), each one step longer.
 
-        A continuation that holds no step (the policy emitted the delimiter at once) is charged
-        and dropped, so fewer than k children may come back.
+        A continuation that holds no step is charged and dropped (so fewer than k children may
+        come back), except that an empty continuation ending in eos completes the parent: the
+        policy ended the solution there, and that complete solution is the child.
         """
         before = self.ctx.spend.flops
         steps = parent.steps if parent is not None else ()
         tokens = parent.completion_tokens if parent is not None else 0
         gens = self.ctx.generate(prefix=self._prefix(steps), n=k, start=self._indices(k),
                                  stop=(self.task.step_delimiter,))
-        children = [self._candidate(steps + tuple(new), g.finish_reason, tokens + g.completion_tokens)
-                    for g in gens if (new := self.task.split_steps(g.text))]
+        children = []
+        for g in gens:
+            new = tuple(self.task.split_steps(g.text))
+            if new or (steps and g.finish_reason == "eos"):
+                children.append(self._candidate(steps + new, g.finish_reason, tokens + g.completion_tokens))
         children = self.ctx.score(children) if children else []
         self._charge_unit(before)
         return children

@@ -355,3 +355,19 @@ def test_cached_searches_are_charged_and_prefixes_do_not_collide():
     a, b = (calls.request(problem, prefix=p, start=5, stop=("\n\n",)) for p in ("", "Step 1: x [slip]\n\n"))
     ga, gb = calls.generate([a, b], [problem.id] * 2)
     assert ga[0].text.startswith("Step 1:") and gb[0].text.startswith("Step 2:")
+
+
+def test_an_empty_continuation_ending_in_eos_completes_its_parent():
+    task = SyntheticTask(n_problems=1, n_steps=2, p_step=1.0)
+    problem = task.load()[0]
+    calls = ModelCalls(task, SyntheticPolicy(), Cache(None), GenParams(), run_seed=0)
+    ctx = SearchContext(calls, SyntheticPRM(), problem, make_budget("nominal", 4, None))
+    from prmbench.strategies.stepwise import Expander
+
+    exp = Expander(ctx, max_depth=8)
+    (first,) = exp.expand(None, 1)
+    (done,) = exp.expand(first, 1)
+    assert done.finish_reason == "eos" and len(done.steps) == 2 and done.answer == problem.reference
+    (again,) = exp.expand(done, 1)  # the policy has nothing to add: it emits eos at once
+    assert again.steps == done.steps and again.finish_reason == "eos"
+    assert again.completion_tokens == done.completion_tokens + 1  # the eos token is charged
