@@ -3,8 +3,7 @@
 Keys are content hashes built from the component's cache id, its config, the input and the
 seed/sample index (see `cache_key`); values are JSON. Backed by SQLite in WAL mode, committed
 after every write (synchronous=NORMAL: no fsync per commit), so an interrupted run keeps
-everything it computed and `--resume` reuses it. Never
-pickle: values are plain JSON.
+everything it computed and `--resume` reuses it. Never pickle: values are plain JSON.
 """
 
 from __future__ import annotations

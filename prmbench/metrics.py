@@ -73,7 +73,8 @@ def cell_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     mean_generated_tokens, mean_rm_tokens, mean_policy_flops, mean_rm_flops, mean_flops,
     mean_seconds and mean_candidates, plus budget_flops (the mean FLOPs allowance of records that
     have one, else None) and mean_spend_flops (= mean_flops, the measured spend it is compared
-    with). With no records, n and n_correct are 0 and every statistic is None. `stderr` is sqrt(p(1-p)/(n-1)), and 0 for n == 1.
+    with). With no records, n and n_correct are 0 and every statistic is None. `stderr` is
+    sqrt(p(1-p)/(n-1)), and 0 for n == 1.
     """
     n = len(records)
     out: dict[str, Any] = {"n": n, "n_correct": 0}

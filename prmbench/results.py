@@ -3,11 +3,16 @@
 Layout of a run directory (schema version 1; see README "Results schema"):
 
     RUN_DIR/
-      run.json                      resolved config, versions, git revision, hardware, seed,
-                                    loaded plugins, task versions + data fingerprints, cells
-      cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json)
+      run.json                      resolved config, budget unit and its definition, versions,
+                                    git revision, hardware, seed, loaded plugins, task versions
+                                    + data fingerprints, cells
+      cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json), with
+                                    its budget_unit, allowance_flops and measured spend
       cells/<cell_id>/metrics.json  accuracy with stderr and 95% CI, mean spend (see metrics.py)
       cache.sqlite                  generations and RM scores (content-addressed; for --resume)
+
+Fields added within version 1 (budget_unit, allowance_flops, budget_flops, mean_spend_flops) are
+optional for readers: runs written before them read as unit "n" without an allowance.
 
 Every JSON file is written atomically (temporary file + rename); samples files are appended one
 flushed line per finished problem, so an interrupted run keeps every finished problem.
