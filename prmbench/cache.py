@@ -1,9 +1,9 @@
 """A persistent key-value cache for generations and reward-model scores.
 
 Keys are content hashes built from the component's cache id, its config, the input and the
-seed/sample index (see `cache_key`); values are JSON. Backed by SQLite, committed after every
-write, so an interrupted run keeps everything it computed and `--resume` reuses it. Never
-pickle: values are plain JSON.
+seed/sample index (see `cache_key`); values are JSON. Backed by SQLite in WAL mode, committed
+after every write (synchronous=NORMAL: no fsync per commit), so an interrupted run keeps
+everything it computed and `--resume` reuses it. Never pickle: values are plain JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class Cache:
         with self._lock:
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
+                # Commits survive a crash of the process (what --resume needs) without an fsync each;
+                # only a power cut could lose the latest entries, which are then recomputed.
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.commit()
 

@@ -30,6 +30,14 @@ EPILOG_RUN = """examples:
   prmbench run --tasks math500 --policy replay:samples.jsonl.gz --rm random --strategy best_of_n_min --budget 4
   # continue an interrupted run (same flags)
   prmbench run ... --output runs/demo --resume
+  # search strategies at compute matched to best-of-4 and best-of-16 (the default unit n)
+  prmbench run --tasks math500 --policy hf:/models/tiny --rm random \
+      --strategy best_of_n,weighted_majority,beam_search,mcts,dvts --budget 4,16 --limit 10
+  # the same strategies under explicit caps: 2000 generated tokens, or 30 model-call seconds
+  prmbench run ... --budget-unit tokens --budget 2000
+  prmbench run ... --budget-unit seconds --budget 30
+  # the instant synthetic environment (known per-step correctness)
+  prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
 Comma lists expand to the full cross product of tasks x reward models x strategies x budgets.
 Budget N is the compute best-of-N spends on a problem (see README, "Budgets").
@@ -68,7 +76,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 # -- run --------------------------------------------------------------------------------------
 RUN_KEYS = {"tasks", "rm", "strategy", "budget", "policy", "limit", "seed", "output", "temperature", "top_p",
-            "max_tokens", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path"}
+            "max_tokens", "budget_unit", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path"}
 
 
 def _load_config(path: str | None) -> dict[str, Any]:
@@ -152,6 +160,7 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
         policy_args=_args_mapping(pick("policy_args"), "--policy-args"),
         data_files={**_data_files(cfg.get("data_file")), **_data_files(args.data_file)},
         include_paths=tuple(str(p) for p in include),
+        budget_unit=str(pick("budget_unit", "n")),
     )
     spec.validate()
     out = pick("output") or f"runs/run-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -267,7 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", metavar="T[,T..]", help="task names (prmbench ls tasks)")
     p.add_argument("--rm", metavar="R[,R..]", help="reward models (prmbench ls rms)")
     p.add_argument("--strategy", metavar="S[,S..]", help="search strategies (prmbench ls strategies)")
-    p.add_argument("--budget", metavar="N[,N..]", help="budgets: the compute of best-of-N (e.g. 1,4,16)")
+    p.add_argument("--budget", metavar="N[,N..]", help="budgets: the compute of best-of-N (e.g. 1,4,16); "
+                   "with --budget-unit tokens|flops|seconds, the cap (e.g. 2000 or 2e12)")
+    p.add_argument("--budget-unit", dest="budget_unit", metavar="UNIT",
+                   help="n (default: compute matched to best-of-N) | nominal (N samples / N // M beams / "
+                        "N simulations, uncapped; spend still measured) | tokens | flops | seconds (explicit caps)")
     p.add_argument("--policy", metavar="SPEC", help="generation backend, e.g. hf:Qwen/Qwen2.5-Math-1.5B-Instruct, "
                    "hf:/local/model/dir, replay:FILE.jsonl.gz")
     p.add_argument("--limit", type=int, metavar="K", help="only the first K problems of each task")

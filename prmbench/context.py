@@ -61,12 +61,16 @@ class ModelCalls:
             sample_index=start,
         )
 
-    def _gen_key(self, req: GenRequest, problem_id: str, i: int) -> str:
+    def _gen_keys(self, req: GenRequest, problem_id: str, policy_id: str) -> list[str]:
+        """Cache keys of the request's samples: the request without n, with sample i's seed and index."""
         body = req.to_json()
         body.pop("n")
-        body["seed"] = req.seed + i
-        body["sample_index"] = req.sample_index + i
-        return cache_key("gen", self.policy.cache_id(), problem_id, body)
+        keys = []
+        for i in range(req.n):
+            body["seed"] = req.seed + i
+            body["sample_index"] = req.sample_index + i
+            keys.append(cache_key("gen", policy_id, problem_id, body))
+        return keys
 
     def generate(self, requests: Sequence[GenRequest], problem_ids: Sequence[str]) -> list[list[Generation]]:
         """Samples for each request, served from the cache where present, else from the policy.
@@ -74,7 +78,8 @@ class ModelCalls:
         Missing samples are sent to the backend in one call as single-sample requests with the
         sample's own seed, which by the Policy contract equals sample i of the n-sample request.
         """
-        keys = [[self._gen_key(r, pid, i) for i in range(r.n)] for r, pid in zip(requests, problem_ids)]
+        policy_id = self.policy.cache_id()
+        keys = [self._gen_keys(r, pid, policy_id) for r, pid in zip(requests, problem_ids)]
         found = self.cache.get_many(k for ks in keys for k in ks)
         missing: list[tuple[str, GenRequest, str]] = []
         for r, pid, ks in zip(requests, problem_ids, keys):
@@ -163,11 +168,16 @@ class SearchContext:
         return self.meter.spend
 
     def exhausted(self) -> bool:
-        """Whether the measured spend has reached any explicit cap of the budget."""
+        """Whether the measured spend has reached any cap of the budget.
+
+        Caps: `max_flops` on total FLOPs, `max_tokens` on generated policy tokens, `max_seconds`
+        on model-call seconds. Strategies ask before every unit of work (a step expansion, a
+        rollout, a sample), so a search overshoots by at most the unit in flight.
+        """
         b, s = self.budget, self.meter.spend
         return (
             (b.max_flops is not None and s.flops >= b.max_flops)
-            or (b.max_tokens is not None and s.generated_tokens + s.prompt_tokens >= b.max_tokens)
+            or (b.max_tokens is not None and s.generated_tokens >= b.max_tokens)
             or (b.max_seconds is not None and s.seconds >= b.max_seconds)
         )
 

@@ -181,10 +181,13 @@ class Strategy(Component):
     It never counts its own spend: everything goes through `ctx` (metered policy and reward
     model). A strategy that needs only `pool_size(budget)` independent full samples (indices
     0..k-1) sets `uses_pool`, so the runner can generate one shared pool per problem for all
-    budgets and all such strategies.
+    budgets and all such strategies. A strategy that continues partial solutions (beam search,
+    MCTS) sets `stepwise`, so the runner can refuse policies that serve only whole solutions.
     """
 
     uses_pool: ClassVar[bool] = False
+    stepwise: ClassVar[bool] = False
+    """True for strategies that generate step by step (need `Policy.supports_stepwise`)."""
 
     def pool_size(self, budget: Budget) -> int:
         """How many independent full samples the search draws (pool strategies only)."""

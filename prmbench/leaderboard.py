@@ -27,16 +27,20 @@ COLUMNS: tuple[str, ...] = (
 
 EXTRA_COLUMNS: tuple[str, ...] = (
     "n_correct", "mean_prompt_tokens", "mean_policy_flops", "mean_rm_flops", "mean_candidates",
-    "complete", "cell_id",
+    "complete", "cell_id", "budget_unit", "budget_flops", "mean_spend_flops",
 )
-"""Columns that follow `COLUMNS`; `complete` is False for cells an interrupted run did not finish."""
+"""Columns that follow `COLUMNS`; `complete` is False for cells an interrupted run did not finish.
+
+`budget_unit` is the run's --budget-unit; `budget_flops` the mean FLOPs allowance per problem
+(unit n: best-of-N's measured compute, enforced; nominal: the same, for reference; flops: the
+cap; empty for tokens/seconds caps) and `mean_spend_flops` the mean measured FLOPs beside it."""
 
 FORMATS: tuple[str, ...] = ("markdown", "csv", "html")
 _ALIASES = {"md": "markdown", "htm": "html"}
 
 _FLOAT_COLUMNS = ("accuracy", "stderr", "ci_low", "ci_high", "mean_generated_tokens", "mean_flops",
                   "mean_rm_tokens", "mean_seconds", "mean_prompt_tokens", "mean_policy_flops",
-                  "mean_rm_flops", "mean_candidates")
+                  "mean_rm_flops", "mean_candidates", "budget_flops", "mean_spend_flops")
 
 
 def _run_labels(runs: Sequence[RunResult]) -> list[str]:
@@ -82,6 +86,7 @@ def leaderboard_table(runs: Iterable[RunResult]) -> pd.DataFrame:
             row["n_correct"] = int(metrics.get("n_correct") or 0)
             row["complete"] = complete
             row["cell_id"] = cell.id
+            row["budget_unit"] = cell.budget_unit
             rows.append(row)
     df = pd.DataFrame(rows, columns=[*COLUMNS, *EXTRA_COLUMNS])
     for col in _FLOAT_COLUMNS:
@@ -120,6 +125,7 @@ def format_accuracy_ci(acc: Any, low: Any, high: Any) -> str:
 _DISPLAY: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("stderr", "stderr %", _fmt(".1f", 100)),
     ("mean_generated_tokens", "gen tokens", _fmt(",.1f")),
+    ("budget_flops", "budget FLOPs", _fmt(".3g")),
     ("mean_flops", "FLOPs", _fmt(".3g")),
     ("mean_rm_tokens", "RM tokens", _fmt(",.1f")),
     ("mean_seconds", "seconds", _fmt(".2f")),
@@ -160,7 +166,8 @@ def render(df: pd.DataFrame, fmt: str = "markdown") -> str:
     if name == "markdown":
         if shown.empty:
             return "(no cells)"
-        numeric = {"budget", "n", "accuracy % [95% CI]", "stderr %", "gen tokens", "FLOPs", "RM tokens", "seconds"}
+        numeric = {"budget", "n", "accuracy % [95% CI]", "stderr %", "gen tokens", "budget FLOPs", "FLOPs", "RM tokens",
+                   "seconds"}
         align = ["right" if c in numeric else "left" for c in shown.columns]
         return tabulate(shown.values.tolist(), headers=list(shown.columns), tablefmt="pipe",
                         colalign=align, disable_numparse=True)

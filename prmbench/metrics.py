@@ -34,7 +34,7 @@ SPEND_MEANS: dict[str, str] = {
 }
 
 METRIC_KEYS: tuple[str, ...] = ("n", "n_correct", "accuracy", "stderr", "ci_low", "ci_high", "ci_method",
-                                *SPEND_MEANS, "mean_candidates")
+                                *SPEND_MEANS, "mean_candidates", "budget_flops", "mean_spend_flops")
 
 
 def wilson_interval(k: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -71,8 +71,10 @@ def cell_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     `records` are samples-file rows (see `prmbench.types.Record.to_json`). Returns a dict with
     n, n_correct, accuracy, stderr, ci_low, ci_high, ci_method ("wilson"), mean_prompt_tokens,
     mean_generated_tokens, mean_rm_tokens, mean_policy_flops, mean_rm_flops, mean_flops,
-    mean_seconds and mean_candidates. With no records, n and n_correct are 0 and every
-    statistic is None. `stderr` is sqrt(p(1-p)/(n-1)), and 0 for n == 1.
+    mean_seconds and mean_candidates, plus budget_flops (the mean FLOPs allowance of records that
+    have one, else None) and mean_spend_flops (= mean_flops, the measured spend it is compared
+    with). With no records, n and n_correct are 0 and every statistic is None. `stderr` is
+    sqrt(p(1-p)/(n-1)), and 0 for n == 1.
     """
     n = len(records)
     out: dict[str, Any] = {"n": n, "n_correct": 0}
@@ -94,4 +96,7 @@ def cell_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for name, key in SPEND_MEANS.items():
         out[name] = sum(_spend_value(r.get("spend") or {}, key) for r in records) / n
     out["mean_candidates"] = sum(float(r.get("n_candidates", 0) or 0) for r in records) / n
+    allowances = [float(r["allowance_flops"]) for r in records if r.get("allowance_flops") is not None]
+    out["budget_flops"] = sum(allowances) / len(allowances) if allowances else None
+    out["mean_spend_flops"] = out["mean_flops"]
     return out

@@ -15,7 +15,7 @@ import pandas as pd
 from prmbench.errors import ConfigError, DataError
 
 _X_CHOICES: tuple[tuple[str, str], ...] = (
-    ("mean_flops", "mean FLOPs per problem (measured, log scale)"),
+    ("mean_flops", "measured spend: mean FLOPs per problem (log scale)"),
     ("mean_generated_tokens", "mean generated tokens per problem (no FLOPs measured; log scale)"),
     ("budget", "budget (nominal: no compute measured; log scale)"),
 )
@@ -49,7 +49,9 @@ def plot_accuracy_vs_compute(df: pd.DataFrame, path: str | Path, title: str | No
     per task; x is the mean FLOPs per problem on a log scale (mean generated tokens when no
     FLOPs were measured for that task, the nominal budget when neither was); each
     (rm, strategy) pair (and run or policy, when the table holds several) is one line across its
-    budgets, each point labelled with its budget. Returns the path written.
+    budgets, each point labelled with its budget. With FLOPs on x, a dotted vertical line marks
+    each budget's mean allowance (`budget_flops`: best-of-N's compute), so strategies compared
+    at matched compute sit at or left of their line. Returns the path written.
 
     Raises DataError when no cell has results, ConfigError when `path` cannot be written.
     """
@@ -103,6 +105,13 @@ def plot_accuracy_vs_compute(df: pd.DataFrame, path: str | Path, title: str | No
             for xi, yi, b in zip(x, y, line["budget"]):
                 ax.annotate(f"N={int(b)}", (xi, yi), textcoords="offset points", xytext=(4, 4),
                             fontsize=7, color=color)
+        if xcol == "mean_flops" and "budget_flops" in sub:
+            allowance = pd.to_numeric(sub["budget_flops"], errors="coerce").groupby(sub["budget"]).mean().dropna()
+            for b, x_allow in allowance.items():
+                if x_allow > 0:
+                    ax.axvline(x_allow, linestyle=":", color="grey", linewidth=1, alpha=0.7)
+                    ax.annotate(f"allowance N={int(b)}", (x_allow, 0.0), xycoords=("data", "axes fraction"),
+                                textcoords="offset points", xytext=(2, 3), fontsize=6, color="grey", rotation=90)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("accuracy (95% Wilson CI)")

@@ -3,11 +3,16 @@
 Layout of a run directory (schema version 1; see README "Results schema"):
 
     RUN_DIR/
-      run.json                      resolved config, versions, git revision, hardware, seed,
-                                    loaded plugins, task versions + data fingerprints, cells
-      cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json)
+      run.json                      resolved config, budget unit and its definition, versions,
+                                    git revision, hardware, seed, loaded plugins, task versions
+                                    + data fingerprints, cells
+      cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json), with
+                                    its budget_unit, allowance_flops and measured spend
       cells/<cell_id>/metrics.json  accuracy with stderr and 95% CI, mean spend (see metrics.py)
       cache.sqlite                  generations and RM scores (content-addressed; for --resume)
+
+Fields added within version 1 (budget_unit, allowance_flops, budget_flops, mean_spend_flops) are
+optional for readers: runs written before them read as unit "n" without an allowance.
 
 Every JSON file is written atomically (temporary file + rename); samples files are appended one
 flushed line per finished problem, so an interrupted run keeps every finished problem.
@@ -75,6 +80,7 @@ class CellResult:
     policy: str
     metrics: dict[str, Any]
     records: list[dict[str, Any]]
+    budget_unit: str = "n"
 
 
 @dataclass(frozen=True)
@@ -108,5 +114,6 @@ def load_run(path: str | Path, with_records: bool = True) -> RunResult:
         samples = cell_dir / SAMPLES_FILE
         records = list(read_jsonl(samples)) if with_records and samples.is_file() else []
         cells.append(CellResult(id=c["id"], task=c["task"], rm=c["rm"], strategy=c["strategy"],
-                                budget=int(c["budget"]), policy=c["policy"], metrics=metrics, records=records))
+                                budget=int(c["budget"]), policy=c["policy"], metrics=metrics, records=records,
+                                budget_unit=str(c.get("budget_unit", "n"))))
     return RunResult(path=path, run=run, cells=cells)

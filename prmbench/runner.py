@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 from prmbench import __version__
+from prmbench.budgets import check_unit, definition, make_budget, measure_allowance, needs_allowance
 from prmbench.cache import Cache
 from prmbench.context import GenParams, ModelCalls, SearchContext
 from prmbench.errors import ConfigError, PrmbenchError
@@ -32,12 +33,6 @@ from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAM
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput
 
 NO_RM = "none"
-BUDGET_DEFINITION = (
-    "budget N = the compute of best-of-N on the problem: N independent full samples from the policy, "
-    "each scored once by the reward model. Spend is measured per search: tokens, calls, seconds and "
-    "FLOPs = 2 x parameters x tokens per model (policy: prompt + generated tokens; RM: tokens read); "
-    "samples served from the shared pool or cache are charged as when they were generated."
-)
 
 
 @dataclass(frozen=True)
@@ -60,6 +55,7 @@ class RunSpec:
     policy_args: Mapping[str, Any] = field(default_factory=dict)
     data_files: Mapping[str, str] = field(default_factory=dict)
     include_paths: tuple[str, ...] = ()
+    budget_unit: str = "n"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible form (as stored in run.json)."""
@@ -80,6 +76,7 @@ class RunSpec:
                 raise ConfigError(f"{label} is empty: name at least one (see `prmbench ls`)")
         if not self.budgets or any(b < 1 for b in self.budgets):
             raise ConfigError(f"--budget must be positive integers, e.g. --budget 1,4,16 (got {list(self.budgets)})")
+        check_unit(self.budget_unit)
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be a positive integer (got {self.limit})")
         if self.temperature < 0 or not (0 < self.top_p <= 1) or self.max_tokens < 1:
@@ -97,11 +94,12 @@ class Cell:
     rm: str
     strategy: str
     budget: int
+    unit: str = "n"
 
     @property
     def id(self) -> str:
-        """A file-system-safe id, unique within a run."""
-        raw = f"{self.task}--{self.rm}--{self.strategy}--n{self.budget}"
+        """A file-system-safe id, unique within a run (the budget prefixed by its unit)."""
+        raw = f"{self.task}--{self.rm}--{self.strategy}--{self.unit}{self.budget}"
         return re.sub(r"[^A-Za-z0-9._=-]+", "_", raw)
 
 
@@ -124,7 +122,7 @@ def expand_cells(spec: RunSpec, strategies: Mapping[str, Strategy]) -> list[Cell
             rms = spec.rms if getattr(strategies[s], "uses_rm", True) else (NO_RM,)
             for r in rms:
                 for b in spec.budgets:
-                    c = Cell(t, r, s, b)
+                    c = Cell(t, r, s, b, spec.budget_unit)
                     if c not in seen:
                         seen.add(c)
                         cells.append(c)
@@ -164,7 +162,7 @@ def _git_revision() -> dict[str, Any]:
 
 def _hardware() -> dict[str, Any]:
     hw: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
-                          "cpu_count": os.cpu_count()}
+                          "cpu": _cpu_model(), "cpu_count": os.cpu_count()}
     try:
         hw["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
@@ -176,6 +174,31 @@ def _hardware() -> dict[str, Any]:
     except Exception:  # torch missing or broken CUDA: hardware info is best effort
         hw["cuda"] = []
     return hw
+
+
+def _cpu_model() -> str | None:
+    """The CPU model name (Linux /proc/cpuinfo; else platform.processor()), for seconds budgets."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def check_compatible(spec: RunSpec, policy: Policy, strategies: Mapping[str, Strategy]) -> None:
+    """Refuse strategy/policy/unit combinations that cannot run or cannot be compute-matched."""
+    stepwise = [n for n, st in strategies.items() if st.stepwise]
+    if stepwise and not policy.supports_stepwise:
+        raise ConfigError(f"strategy {', '.join(stepwise)} generates step by step, but policy {policy.name!r} serves "
+                          f"only whole stored solutions; use a live policy (hf:MODEL) or drop them from --strategy")
+    unmatched = [n for n, st in strategies.items() if not st.uses_pool]
+    if spec.budget_unit == "n" and unmatched and not policy.num_parameters:
+        raise ConfigError(f"compute-matched budgets (--budget-unit n) need the policy's parameter count, but policy "
+                          f"{policy.name!r} reports none, so strategy {', '.join(unmatched)} cannot be matched to "
+                          f"best-of-N; give it (e.g. --policy-args num_parameters=...) or use --budget-unit "
+                          f"nominal|tokens")
 
 
 def prepare_output(output: Path, spec: RunSpec, resume: bool) -> dict[str, Any] | None:
@@ -261,6 +284,7 @@ class Runner:
         """Run every cell; returns the run directory."""
         old = prepare_output(self.output, self.spec, self.resume)
         tasks, policy, rms, strategies = self._build()
+        check_compatible(self.spec, policy, strategies)
         problems, task_info = self._load_problems(tasks, policy)
         cells = expand_cells(self.spec, strategies)
         run = {
@@ -271,7 +295,8 @@ class Runner:
             "config": self.spec.to_json(),
             "config_hash": self.spec.hash(),
             "seed": self.spec.seed,
-            "budget_definition": BUDGET_DEFINITION,
+            "budget_unit": self.spec.budget_unit,
+            "budget_definition": definition(self.spec.budget_unit),
             "versions": _versions(),
             "git": _git_revision(),
             "hardware": _hardware(),
@@ -283,7 +308,7 @@ class Runner:
             },
             "tasks": task_info,
             "cells": [{"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy, "budget": c.budget,
-                       "policy": self.spec.policy} for c in cells],
+                       "budget_unit": c.unit, "policy": self.spec.policy} for c in cells],
         }
         write_json_atomic(self.output / RUN_FILE, run)
         cache = Cache(self.output / CACHE_FILE)
@@ -309,7 +334,12 @@ class Runner:
         return self.output
 
     def _prefetch_pool(self, calls: ModelCalls, problems: Sequence[Problem], strategies: Mapping[str, Strategy]) -> None:
-        sizes = [st.pool_size(Budget(b)) for st in strategies.values() if st.uses_pool for b in self.spec.budgets]
+        unit = self.spec.budget_unit
+        if not needs_allowance(unit):  # explicit caps: pool strategies draw on demand
+            return
+        # Units n and nominal measure every cell's allowance from pool samples 0..N-1.
+        sizes = [*self.spec.budgets, *(st.pool_size(Budget(b, unit)) for st in strategies.values()
+                                       if st.uses_pool for b in self.spec.budgets)]
         if not sizes:
             return
         n = max(sizes)
@@ -358,7 +388,12 @@ class Runner:
         self.log(f"{cell.id}: accuracy {acc:.3f} on {metrics['n']} problems" if acc is not None else f"{cell.id}: no records")
 
     def _solve(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy, problem: Problem) -> Record:
-        ctx = SearchContext(calls, rm, problem, Budget(cell.budget))
+        unit = cell.unit
+        allowance = None
+        if needs_allowance(unit):
+            allowance = measure_allowance(calls, rm if cell.rm != NO_RM else None, problem, cell.budget)
+        budget = make_budget(unit, cell.budget, allowance)
+        ctx = SearchContext(calls, rm, problem, budget)
         t0 = time.perf_counter()
         result = strategy.search(problem, ctx)
         search_seconds = time.perf_counter() - t0
@@ -375,7 +410,8 @@ class Runner:
                       answer=chosen.answer if chosen is not None else None,
                       chosen_text=chosen.text if chosen is not None else None,
                       n_candidates=len(result.candidates), spend=ctx.spend,
-                      grade_details=dict(grade.details), info=info)
+                      grade_details=dict(grade.details), info=info, budget_unit=unit,
+                      allowance_flops=budget.max_flops if allowance is None else allowance.flops)
 
 
 def _dumps(obj: Any) -> str:
@@ -408,12 +444,20 @@ def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
 
 
 def parse_budgets(text: str | Iterable[Any]) -> tuple[int, ...]:
-    """Parse `1,4,16` into positive integers with a clear error for anything else."""
+    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`) into positive integers.
+
+    Anything else is a clear error.
+    """
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:
         s = str(item).strip()
-        if not s.isdigit() or int(s) < 1:
-            raise PrmbenchError(f"malformed --budget entry {s!r}: budgets are positive integers, e.g. --budget 1,4,16")
-        out.append(int(s))
+        try:
+            value = int(s) if s.isdigit() else int(float(s)) if float(s).is_integer() else 0
+        except (ValueError, OverflowError):
+            value = 0
+        if value < 1:
+            raise PrmbenchError(f"malformed --budget entry {s!r}: budgets are positive whole numbers, e.g. "
+                                f"--budget 1,4,16 (FLOPs caps may be written 2e9)")
+        out.append(value)
     return tuple(out)

@@ -208,20 +208,33 @@ class Grade:
 class Budget:
     """The compute allowance of one search.
 
-    `n` is the nominal budget (best-of-N's N). Strategies that sample full solutions use `n`
-    directly; the meter enforces `max_flops`/`max_tokens`/`max_seconds` where they are set.
+    `n` is the budget value and `unit` its unit (see prmbench.budgets): with unit "n" (compute
+    matched) or "nominal", strategies size themselves by `n` (best-of-N draws N samples); with
+    an explicit cap ("tokens", "flops", "seconds") they draw until the meter says stop. The
+    meter enforces `max_flops` (FLOPs), `max_tokens` (generated policy tokens) and
+    `max_seconds` (model-call seconds) where they are set.
     """
 
     n: int
-    unit: str = "samples"
+    unit: str = "n"
     max_flops: float | None = None
     max_tokens: int | None = None
     max_seconds: float | None = None
 
+    @property
+    def capped(self) -> bool:
+        """Whether the budget is an explicit cap (tokens | flops | seconds), not a sample count."""
+        return self.unit in ("tokens", "flops", "seconds")
+
 
 @dataclass(frozen=True)
 class Record:
-    """One line of a cell's samples file: a problem, the search outcome and its grade."""
+    """One line of a cell's samples file: a problem, the search outcome and its grade.
+
+    `spend` is the measured compute of the search; `allowance_flops` the FLOPs it was allowed
+    (units n and flops; for nominal the best-of-N compute it is compared with; None for the
+    tokens and seconds caps, whose allowance is `budget` itself).
+    """
 
     problem_id: str
     task: str
@@ -236,6 +249,8 @@ class Record:
     spend: Spend
     grade_details: Mapping[str, Any] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    budget_unit: str = "n"
+    allowance_flops: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible form (one samples-file line)."""

@@ -17,4 +17,7 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 "$work/venv/bin/prmbench" run --tasks math500 --policy replay:pool.jsonl --rm oracle --strategy best_of_n \
   --budget 4 --output run > run.log
 "$work/venv/bin/prmbench" leaderboard run --format csv | head -3
+# the synthetic environment registers through the entry point: step-level search from the wheel
+"$work/venv/bin/prmbench" run --tasks synthetic --policy synthetic --rm synthetic_prm --strategy mcts,beam_search \
+  --budget 4 --limit 3 --output syn > syn.log
 echo "wheel check: ok ($(ls "$work"/dist))"

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from prmbench.aggregate import check_aggregation
 from prmbench.context import SearchContext
 from prmbench.interfaces import Strategy
+from prmbench.strategies.pool import draw_pool
 from prmbench.strategies.selection import argmax_score, finished
 from prmbench.types import Problem, SearchResult
 
@@ -14,7 +15,8 @@ from prmbench.types import Problem, SearchResult
 class BestOfN(Strategy):
     """Best-of-N selection.
 
-    Draws pool samples 0..N-1 (shared with every other pool strategy of the run), scores each
+    Draws pool samples 0..N-1 (shared with every other pool strategy of the run; under an
+    explicit tokens/flops/seconds cap, samples until the cap, see `draw_pool`), scores each
     with the reward model, aggregates step scores with `aggregation` (last | min | prod | mean;
     default: the reward model's own) and returns the highest-scoring candidate among those that
     finished on their own (truncated ones only when all were truncated). Ties go to the
@@ -35,6 +37,6 @@ class BestOfN(Strategy):
         """Sample, score, pick the best."""
         if self.aggregation:
             ctx.aggregation = self.aggregation
-        cands = ctx.score(ctx.sample_full(ctx.budget.n))
+        cands = draw_pool(ctx, score=True)
         chosen = argmax_score(cands, finished(cands))
         return SearchResult(candidates=tuple(cands), chosen=chosen, info={"aggregation": ctx.aggregation})

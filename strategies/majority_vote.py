@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from prmbench.context import SearchContext
 from prmbench.interfaces import Strategy
+from prmbench.strategies.pool import draw_pool
 from prmbench.strategies.selection import cluster_answers, finished
 from prmbench.types import Problem, SearchResult
 
@@ -13,7 +14,7 @@ from prmbench.types import Problem, SearchResult
 class MajorityVote(Strategy):
     """Majority vote over final answers, clustered by the task's answer equivalence.
 
-    Draws pool samples 0..N-1, clusters the finished candidates' answers with the task's
+    Draws pool samples 0..N-1 (under an explicit cap: until the cap, see `draw_pool`), clusters the finished candidates' answers with the task's
     `same_answer` (math: math-verify equivalence; code: outputs on public examples) and returns
     the first member of the largest cluster; ties go to the cluster seen first. Uses no reward
     model, so the runner runs it once per task and budget (reward model "none").
@@ -25,7 +26,7 @@ class MajorityVote(Strategy):
 
     def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
         """Sample and vote."""
-        cands = ctx.sample_full(ctx.budget.n)
+        cands = draw_pool(ctx, score=False)
         clusters = cluster_answers(ctx.task, problem, cands, finished(cands))
         if not clusters:
             return SearchResult(candidates=tuple(cands), chosen=0 if cands else None,

@@ -8,6 +8,9 @@ offline and in seconds:
   with a tokenizer and chat template. The folder loads with `--policy hf:DIR`.
 - `prmbench.testing.pools.build_math500_pool(...)` (also `python -m prmbench.testing math-pool
   OUT`) writes a deterministic MATH-500 replay pool of real solutions for `--policy replay:OUT`.
+- `prmbench.testing.synthetic` is an instant environment with known per-step correctness (task
+  `synthetic`, policy `synthetic`, reward model `synthetic_prm`), registered as a plugin through
+  the `prmbench` entry point, for testing search strategies and budgets.
 """
 
 from prmbench.testing.tiny_model import ARCHS, build_tiny_model
