@@ -621,7 +621,9 @@ def run_one(
     elif kill_reason:
         status, exit_code = "sandbox_error", None
         message = kill_reason  # the host knows why (timeout, output_limit) and overrides
-    elif exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu_used >= float(limits["cpu_seconds"]) - 0.05:
+    elif exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= float(limits["cpu_seconds"]) - 0.05):
+        # SIGXCPU comes from RLIMIT_CPU (rusage can read a little under the limit on a busy
+        # machine); SIGKILL past the soft limit is its hard limit.
         status = "timeout"
         message = f"CPU time exceeded {limits['cpu_seconds']} s"
     elif child_status.startswith(b"M"):
