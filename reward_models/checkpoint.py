@@ -49,7 +49,7 @@ def resolve_checkpoint(spec: str, family: str, revision: str | None = None) -> t
                 if _offline() else "check the id, your network and, for gated models, HF_TOKEN")
         raise ModelLoadError(f"cannot fetch reward model {spec!r} from the Hugging Face Hub: {_first_line(e)}. "
                              f"Either {hint}, or download it (`hf download {spec}`) and pass the folder: "
-                             f"--rm {family}:/local/dir") from None
+                             f"--rm {family}:/local/dir (for a preset: --rm-args checkpoint=/local/dir)") from None
     return local, local.name if len(local.name) == 40 else None
 
 
