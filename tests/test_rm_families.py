@@ -40,17 +40,8 @@ ITEMS = [
 
 
 @pytest.fixture(scope="session")
-def rm_dirs(tmp_path_factory, shared_models_dir) -> dict[str, Path]:
-    """One tiny checkpoint per family (1 layer, hidden 32), built once."""
-    if not (shared_models_dir / "Qwen__Qwen2.5-7B-Instruct" / "tokenizer.json").is_file():
-        pytest.skip("shared tokenizer files not found")
-    root = tmp_path_factory.mktemp("tiny_rms")
-    return {f: build_tiny_rm(root / f, f, hidden=32, layers=1, seed=1) for f in CLASSES}
-
-
-@pytest.fixture(scope="session")
-def rms(rm_dirs) -> dict[str, HFRewardModel]:
-    return {f: cls(str(rm_dirs[f])) for f, cls in CLASSES.items()}
+def rms(tiny_rm_dirs) -> dict[str, HFRewardModel]:
+    return {f: cls(str(tiny_rm_dirs[f])) for f, cls in CLASSES.items()}
 
 
 # -- separator / tag positions against the real tokenizers ------------------------------------
@@ -73,11 +64,11 @@ def test_qwen_prm_step_text_containing_the_separator_gains_no_score(rms):
     assert len(rm.score_items(None, [(QUESTION, steps)])[0].step_scores) == 2
 
 
-def test_qwen_prm_refuses_the_stock_tokenizer(rm_dirs, shared_models_dir, tmp_path):
+def test_qwen_prm_refuses_the_stock_tokenizer(tiny_rm_dirs, shared_models_dir, tmp_path):
     """The stock Qwen2.5 tokenizer splits "<extra_0>" into 5 tokens: scoring with it would be wrong."""
     bad = tmp_path / "stock"
     bad.mkdir()
-    for f in rm_dirs["qwen_prm"].iterdir():
+    for f in tiny_rm_dirs["qwen_prm"].iterdir():
         (bad / f.name).write_bytes(f.read_bytes())
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (bad / name).write_bytes((shared_models_dir / "Qwen__Qwen2.5-7B-Instruct" / name).read_bytes())
@@ -182,12 +173,11 @@ REFERENCES = {"qwen_prm": _qwen_reference, "shepherd_prm": _shepherd_reference, 
               "value_head_prm": _value_head_reference, "orm": _orm_reference}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", list(CLASSES))
-def test_scores_equal_the_published_protocol(family, rms, rm_dirs):
+def test_scores_equal_the_published_protocol(family, rms, tiny_rm_dirs):
     with torch.inference_mode():
         for q, steps in ITEMS[:2]:
-            want = REFERENCES[family](rm_dirs[family], q, steps)
+            want = REFERENCES[family](tiny_rm_dirs[family], q, steps)
             got = rms[family].score_items(None, [(q, steps)])[0]
             assert len(got.step_scores) == len(want) == (1 if family == "orm" else len(steps))
             assert got.step_scores == pytest.approx(want, abs=1e-5)
@@ -197,15 +187,15 @@ def test_scores_equal_the_published_protocol(family, rms, rm_dirs):
 
 # -- batching, padding and batch composition --------------------------------------------------
 @pytest.mark.parametrize("family", list(CLASSES))
-def test_batched_equals_one_at_a_time_whatever_padding_and_batches(family, rm_dirs, rms):
+def test_batched_equals_one_at_a_time_whatever_padding_and_batches(family, tiny_rm_dirs, rms):
     base = rms[family]
     single = [base.score_items(None, [item])[0] for item in ITEMS]
     batched = base.score_items(None, ITEMS)
-    left = CLASSES[family](str(rm_dirs[family]), padding_side="left", batch_size=3)
+    left = CLASSES[family](str(tiny_rm_dirs[family]), padding_side="left", batch_size=3)
     left_out = left.score_items(None, ITEMS)
     order = list(range(len(ITEMS)))
     random.Random(0).shuffle(order)
-    small = CLASSES[family](str(rm_dirs[family]), max_batch_tokens=150)
+    small = CLASSES[family](str(tiny_rm_dirs[family]), max_batch_tokens=150)
     shuffled = small.score_items(None, [ITEMS[i] for i in order])
     for k, one in enumerate(single):
         for other in (batched[k], left_out[k], shuffled[order.index(k)]):
@@ -214,8 +204,8 @@ def test_batched_equals_one_at_a_time_whatever_padding_and_batches(family, rm_di
     assert [len(o.step_scores) for o in single] == [1 if family == "orm" else len(s) for _, s in ITEMS]
 
 
-def test_batches_respect_the_row_and_token_budgets(rm_dirs):
-    rm = QwenPRM(str(rm_dirs["qwen_prm"]), batch_size=2, max_batch_tokens=130)
+def test_batches_respect_the_row_and_token_budgets(tiny_rm_dirs):
+    rm = QwenPRM(str(tiny_rm_dirs["qwen_prm"]), batch_size=2, max_batch_tokens=130)
     rows = [(i, tuple(range(n)), (), False) for i, n in enumerate([70, 60, 60, 50, 10, 10, 10])]
     batches = [[len(r[1]) for r in b] for b in rm._batches(rows)]
     assert batches == [[70], [60, 60], [50, 10], [10, 10]]
@@ -224,50 +214,50 @@ def test_batches_respect_the_row_and_token_budgets(rm_dirs):
 
 # -- long inputs ----------------------------------------------------------------------------
 @pytest.mark.parametrize("family", ["qwen_prm", "shepherd_prm", "value_head_prm", "rlhflow_prm"])
-def test_long_inputs_keep_the_leading_steps_and_say_truncated(family, rm_dirs, rms):
+def test_long_inputs_keep_the_leading_steps_and_say_truncated(family, tiny_rm_dirs, rms):
     full = rms[family].score_items(None, [ITEMS[3]])[0]
     enc = rms[family].encode(None, *ITEMS[3])
     cut_at = (enc.positions[1] + enc.positions[2]) // 2 + 1  # room for steps 1-2 only
-    short = CLASSES[family](str(rm_dirs[family]), max_length=cut_at).score_items(None, [ITEMS[3]])[0]
+    short = CLASSES[family](str(tiny_rm_dirs[family]), max_length=cut_at).score_items(None, [ITEMS[3]])[0]
     assert short.truncated and not full.truncated
     assert short.tokens == cut_at
     assert short.step_scores == pytest.approx(full.step_scores[:2], abs=1e-5)  # causal: same numbers
 
 
-def test_a_truncated_solution_gets_no_outcome_score(rm_dirs):
-    rm = OutcomeRM(str(rm_dirs["orm"]), max_length=20)
+def test_a_truncated_solution_gets_no_outcome_score(tiny_rm_dirs):
+    rm = OutcomeRM(str(tiny_rm_dirs["orm"]), max_length=20)
     out = rm.score_items(None, [ITEMS[0]])[0]
     assert out.truncated and out.step_scores == () and out.tokens == 20
 
 
-def test_max_length_beyond_the_context_is_refused(rm_dirs):
+def test_max_length_beyond_the_context_is_refused(tiny_rm_dirs):
     from prmbench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="exceeds the model's context of 4096"):
-        QwenPRM(str(rm_dirs["qwen_prm"]), max_length=5000)
+        QwenPRM(str(tiny_rm_dirs["qwen_prm"]), max_length=5000)
 
 
 # -- metering and identity -----------------------------------------------------------------
-def test_tokens_and_parameters_are_real(rms, rm_dirs):
+def test_tokens_and_parameters_are_real(rms, tiny_rm_dirs):
     rm = rms["qwen_prm"]
     out = rm.score_items(None, [ITEMS[0]])[0]
     assert out.tokens == len(rm.encode(None, *ITEMS[0]).ids)
-    weights = load_file(str(rm_dirs["qwen_prm"] / "model.safetensors"))
+    weights = load_file(str(tiny_rm_dirs["qwen_prm"] / "model.safetensors"))
     assert rm.num_parameters == sum(t.numel() for t in weights.values())
 
 
-def test_cache_id_changes_with_checkpoint_content_and_format(rm_dirs, tmp_path):
-    a = QwenPRM(str(rm_dirs["qwen_prm"]))
-    assert a.cache_id() == QwenPRM(str(rm_dirs["qwen_prm"])).cache_id()
-    assert a.cache_id() != QwenPRM(str(rm_dirs["qwen_prm"]), system_prompt=None).cache_id()
-    assert a.cache_id() != QwenPRM(str(rm_dirs["qwen_prm"]), max_length=512).cache_id()
+def test_cache_id_changes_with_checkpoint_content_and_format(tiny_rm_dirs, tmp_path):
+    a = QwenPRM(str(tiny_rm_dirs["qwen_prm"]))
+    assert a.cache_id() == QwenPRM(str(tiny_rm_dirs["qwen_prm"])).cache_id()
+    assert a.cache_id() != QwenPRM(str(tiny_rm_dirs["qwen_prm"]), system_prompt=None).cache_id()
+    assert a.cache_id() != QwenPRM(str(tiny_rm_dirs["qwen_prm"]), max_length=512).cache_id()
     other = build_tiny_rm(tmp_path / "other", "qwen_prm", hidden=32, layers=1, seed=2)
     assert a.cache_id() != QwenPRM(str(other)).cache_id()
 
 
 # -- value-head checkpoints: save / load round trip -----------------------------------------
-def test_prmbench_value_head_checkpoint_round_trips(rm_dirs, tmp_path):
-    src = rm_dirs["value_head_prm"]
+def test_prmbench_value_head_checkpoint_round_trips(tiny_rm_dirs, tmp_path):
+    src = tiny_rm_dirs["value_head_prm"]
     backbone = AutoModel.from_pretrained(str(src)).eval()
     tok = AutoTokenizer.from_pretrained(str(src))
     torch.manual_seed(0)
