@@ -276,8 +276,14 @@ class HFRewardModel(RewardModel):
             shift.append(off)
         dev = torch.device(self.device)
         ids, mask = ids.to(dev), mask.to(dev)
-        pos_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        hidden = self._backbone(input_ids=ids, attention_mask=mask, position_ids=pos_ids, use_cache=False).last_hidden_state
+        if self.padding_side == "left":  # mask the pads in front; positions count real tokens only
+            kwargs = {"attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+        else:
+            # Right padding needs neither: under the causal mask a real token never sees the pads
+            # after it, its positions are 0..n-1 anyway, and pad positions are never read. Without
+            # a padding mask the attention kernels take their fast causal path.
+            kwargs = {}
+        hidden = self._backbone(input_ids=ids, use_cache=False, **kwargs).last_hidden_state
         b_idx = [j for j, p in enumerate(positions) for _ in p]
         t_idx = [shift[j] + q for j, p in enumerate(positions) for q in p]
         if not b_idx:
