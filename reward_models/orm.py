@@ -79,7 +79,8 @@ class OutcomeRM(HFRewardModel):
             except Exception as e:
                 raise ModelLoadError(f"orm: cannot load {self.checkpoint!r} as a sequence classifier: "
                                      f"{str(e).splitlines()[0]}") from None
-            head = getattr(model, "score", None) or getattr(model, "classifier", None)
+            head = getattr(model, "score", None)
+            head = head if head is not None else getattr(model, "classifier", None)
             if head is None or getattr(model.config, "num_labels", 1) != 1:
                 raise ModelLoadError(f"orm: {self.checkpoint!r} is not a scalar reward model (needs one label and a "
                                      f"score head, got num_labels={getattr(model.config, 'num_labels', None)})")

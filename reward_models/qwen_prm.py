@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from prmbench.interfaces import Task
-from prmbench.reward_models.hf_rm import Encoded, HFRewardModel, count_parameters, load_backbone, locate_tokens, mlp_head, single_token
 from prmbench.reward_models.checkpoint import read_tensors
+from prmbench.reward_models.hf_rm import (Encoded, FormatError, HFRewardModel, count_parameters, load_backbone,
+                                          locate_tokens, mlp_head, single_token)
 
 QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -43,13 +44,16 @@ class QwenPRM(HFRewardModel):
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else [])
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": content}]
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-        start = text.rfind(content)
-        spans, at = [], start
+        at = text.rfind(content)
+        if at < 0:
+            raise FormatError(f"{self.family}: the chat template of {self.checkpoint!r} changed the assistant message, "
+                              f"so the step separators cannot be located")
+        spans = []
         for s in steps:
             at += len(s)
             spans.append((at, at + len(self.separator)))
             at += len(self.separator)
-        ids, pos = locate_tokens(self.tokenizer, text, spans if start >= 0 else [(-1, -1)], self.sep_id, self.family)
+        ids, pos = locate_tokens(self.tokenizer, text, spans, self.sep_id, self.family)
         return Encoded(tuple(ids), tuple(pos))
 
     def _load(self) -> tuple[Any, Callable[[Any], Any], int]:

@@ -284,3 +284,25 @@ def test_a_causal_lm_without_value_head_is_refused(tiny_model_dir):
 
     with pytest.raises(ModelLoadError, match="neither prmbench_value_head.json nor the Skywork value head"):
         ValueHeadPRM(str(tiny_model_dir)).score_items(None, [(QUESTION, STEPS)])
+
+
+def test_orm_loads_a_standard_sequence_classifier(tiny_model_dir, tmp_path):
+    """Skywork-Reward style: *ForSequenceClassification with one label; equals transformers' own pooled logit."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(str(tiny_model_dir), num_labels=1)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model.save_pretrained(str(tmp_path / "rm"))
+    tok.save_pretrained(str(tmp_path / "rm"))
+    rm = OutcomeRM(str(tmp_path / "rm"), logit_scale=2.0, logit_bias=-0.5)
+    msgs = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "\n\n".join(STEPS)}]
+    ids = tok(tok.apply_chat_template(msgs, tokenize=False), add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        logit = model(ids).logits[0, 0].item()
+    got = rm.score_items(None, [(QUESTION, STEPS)])[0]
+    assert got.step_scores == pytest.approx([torch.sigmoid(torch.tensor(2.0 * logit - 0.5)).item()], abs=1e-5)
+    assert rm.num_parameters == sum(p.numel() for p in model.parameters())
+    raw = OutcomeRM(str(tmp_path / "rm"), normalize="none").score_items(None, [(QUESTION, STEPS)])[0]
+    assert raw.step_scores == pytest.approx([logit], abs=1e-5)
