@@ -33,6 +33,7 @@ spec fails early); `cache_id` changes with the checkpoint's content, family argu
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -123,6 +124,19 @@ class HFRewardModel(RewardModel):
     """
 
     family: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Publish one signature with the family's and the shared arguments (families pass the shared
+        ones through **kwargs), so the registry can reject a misspelt argument with the full list."""
+        super().__init_subclass__(**kwargs)
+        own = [p for p in inspect.signature(cls.__init__).parameters.values()
+               if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"]
+        names = {p.name for p in own}
+        shared = [p for p in inspect.signature(HFRewardModel.__init__).parameters.values()
+                  if p.name != "self" and p.name not in names]
+        params = [p.replace(kind=p.POSITIONAL_OR_KEYWORD) for p in own[:1]]
+        params += [p.replace(kind=p.KEYWORD_ONLY) for p in own[1:] + shared]
+        cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
 
     def __init__(self, checkpoint: str, aggregation: str = "min", device: str = "auto", dtype: str = "auto",
                  batch_size: int = 16, max_batch_tokens: int = 16384, max_length: int | None = None,

@@ -130,6 +130,21 @@ def test_score_bad_rows_are_clear_errors(content, message, tiny_rm_dirs, tmp_pat
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("rm_args, message", [
+    ("aggregaton=min", "does not take argument(s) 'aggregaton'; it accepts: checkpoint, system_prompt, aggregation"),
+    ("batch_size=0", "batch_size must be a positive integer"),
+    ("dtype=int8", "unknown dtype 'int8'"),
+    ("aggregation=median", "unknown aggregation 'median'"),
+    ("padding_side=middle", "padding_side must be left or right"),
+])
+def test_bad_rm_arguments_are_clear_errors(rm_args, message, tiny_rm_dirs, tmp_path, capsys):
+    src = tmp_path / "rows.jsonl"
+    src.write_text('{"problem": "q", "steps": ["a"]}\n')
+    assert main(["score", "--rm", f"qwen_prm:{tiny_rm_dirs['qwen_prm']}", "--rm-args", rm_args,
+                 "--samples", str(src)]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_score_missing_checkpoint_folder(tmp_path, capsys):
     src = tmp_path / "rows.jsonl"
     src.write_text('{"problem": "q", "steps": ["a"]}\n')
