@@ -7,9 +7,11 @@ how its head turns hidden states into scores in [0, 1] (`_load`); this module do
 
 - **Batching.** Inputs are sorted by length (longest first) and cut into batches of at most
   `batch_size` rows and `max_batch_tokens` padded tokens (rows x longest row), so short inputs
-  are not padded to long ones. Position ids count real tokens only, so left or right padding
-  (`padding_side`) and the batch an input lands in do not change its scores (up to float
-  summation order: about 1e-6 in float32).
+  are not padded to long ones. Right padding (the default) runs without an attention mask: under
+  the causal mask no real token sees the pads behind it, and pads are never read, so the fast
+  causal attention kernels apply. Left padding masks the pads and counts positions over real
+  tokens only. Either way, padding and the batch an input lands in do not change its scores (up
+  to float summation order: about 1e-6 in float32).
 - **Heads on positions only.** The backbone's last hidden states are gathered at the read
   positions and only then sent through the head (for language-model heads: just the two label
   rows of the output matrix), never a full-vocabulary projection of every token.
