@@ -56,6 +56,8 @@ def main() -> int:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--max-padding", type=float, default=None,
+                    help="reward model's max_padding (default: its own, 0.05; 0.99 = batches limited only by size)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: steadier on shared machines)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="keep only the first K steps of each solution (partial candidates, as step-wise search scores)")
@@ -68,9 +70,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = build_tiny_rm(Path(tmp) / args.family, args.family, layers=args.layers, hidden=args.hidden)
         registry = build_registry()
-        rm = registry.build("rm", f"{args.family}:{ckpt}", {"batch_size": args.batch_size, "device": "cpu"})
-        masked = registry.build("rm", f"{args.family}:{ckpt}", {"batch_size": args.batch_size, "device": "cpu",
-                                                                "padding_side": "left"})
+        rm_args = {"batch_size": args.batch_size, "device": "cpu"}
+        if args.max_padding is not None:
+            rm_args["max_padding"] = args.max_padding
+        rm = registry.build("rm", f"{args.family}:{ckpt}", rm_args)
+        masked = registry.build("rm", f"{args.family}:{ckpt}", {**rm_args, "padding_side": "left"})
         with torch.inference_mode():
             naive_rates, batched_rates, naive, batched = _paired_rates(
                 lambda: [rm.score_items(None, [it])[0] for it in items], lambda: rm.score_items(None, items),

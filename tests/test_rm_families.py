@@ -204,12 +204,15 @@ def test_batched_equals_one_at_a_time_whatever_padding_and_batches(family, tiny_
     assert [len(o.step_scores) for o in single] == [1 if family == "orm" else len(s) for _, s in ITEMS]
 
 
-def test_batches_respect_the_row_and_token_budgets(tiny_rm_dirs):
-    rm = QwenPRM(str(tiny_rm_dirs["qwen_prm"]), batch_size=2, max_batch_tokens=130)
+def test_batches_respect_the_row_token_and_padding_budgets(tiny_rm_dirs):
     rows = [(i, tuple(range(n)), (), False) for i, n in enumerate([70, 60, 60, 50, 10, 10, 10])]
-    batches = [[len(r[1]) for r in b] for b in rm._batches(rows)]
+    loose = QwenPRM(str(tiny_rm_dirs["qwen_prm"]), batch_size=2, max_batch_tokens=130, max_padding=0.9)
+    batches = [[len(r[1]) for r in b] for b in loose._batches(rows)]
     assert batches == [[70], [60, 60], [50, 10], [10, 10]]
     assert all(len(b) <= 2 and max(b) * len(b) <= 130 for b in batches)
+    tight = QwenPRM(str(tiny_rm_dirs["qwen_prm"]), batch_size=4, max_batch_tokens=1000)  # max_padding 0.05
+    batches = [[len(r[1]) for r in b] for b in tight._batches(rows)]
+    assert batches == [[70], [60, 60], [50], [10, 10, 10]]
 
 
 # -- long inputs ----------------------------------------------------------------------------
