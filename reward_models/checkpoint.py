@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prmbench.errors import ConfigError, ModelLoadError
-from prmbench.policies.hf import _DTYPES, _first_line, _is_pathlike, _offline, fingerprint_dir
+from prmbench.policies.hf import _first_line, _is_pathlike, _offline
 
 #: Files a reward model needs from the Hub (no images, PDFs or other extras).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
@@ -51,36 +51,6 @@ def resolve_checkpoint(spec: str, family: str, revision: str | None = None) -> t
                              f"Either {hint}, or download it (`hf download {spec}`) and pass the folder: "
                              f"--rm {family}:/local/dir (for a preset: --rm-args checkpoint=/local/dir)") from None
     return local, local.name if len(local.name) == 40 else None
-
-
-def checkpoint_fingerprint(path: Path) -> str:
-    """Content hash of a checkpoint folder (changes when weights, config or tokenizer change)."""
-    return fingerprint_dir(path)
-
-
-def resolve_device(device: str) -> str:
-    """auto -> cuda when available, else cpu; validates explicit devices."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ConfigError(f"reward model: bad device {device!r} ({_first_line(e)}); use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"reward model: device {device!r} asked for but CUDA is not available; use device=cpu or auto")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """auto -> bfloat16 on CUDA, float32 elsewhere; accepts the usual aliases (bf16, fp16, fp32)."""
-    if dtype == "auto":
-        return "bfloat16" if device.startswith("cuda") else "float32"
-    try:
-        return _DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise ConfigError(f"reward model: unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
 
 
 def _weight_files(path: Path) -> list[Path]:

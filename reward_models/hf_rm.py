@@ -47,7 +47,8 @@ from typing import Any, Callable, Iterator, Sequence
 from prmbench.aggregate import check_aggregation
 from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.interfaces import RewardModel, Task
-from prmbench.reward_models.checkpoint import checkpoint_fingerprint, resolve_checkpoint, resolve_device, resolve_dtype
+from prmbench.policies.hf import fingerprint_dir, resolve_device, resolve_dtype
+from prmbench.reward_models.checkpoint import resolve_checkpoint
 from prmbench.types import Problem, RMOutput
 
 
@@ -162,11 +163,11 @@ class HFRewardModel(RewardModel):
         self.max_padding = float(max_padding)
         self.padding_side = padding_side
         self.revision = revision
-        self.device = resolve_device(str(device))
-        self.dtype_name = resolve_dtype(str(dtype), self.device)
+        self.device = resolve_device(str(device), self.family)
+        self.dtype_name = resolve_dtype(str(dtype), self.device, self.family)
         self.torch_dtype = getattr(torch, self.dtype_name)
         self.path, self.commit = resolve_checkpoint(self.checkpoint, self.family, revision)
-        self._fingerprint = checkpoint_fingerprint(self.path)
+        self._fingerprint = fingerprint_dir(self.path)
         with _quiet_transformers():
             self.hf_config = self._load_config()
             self.tokenizer = self._load_tokenizer()
