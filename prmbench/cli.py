@@ -1,4 +1,4 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, leaderboard, compare."""
+"""The `prmbench` command line: ls, run, evaluate-samples, score, leaderboard, compare."""
 
 from __future__ import annotations
 
@@ -217,6 +217,51 @@ def _write_text(path: str, text: str) -> None:
         raise ConfigError(f"cannot write --output {path}: {e.strerror or e}; choose a writable path") from e
 
 
+# -- score ------------------------------------------------------------------------------------
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score saved solutions with one reward model; rows are written as they are scored."""
+    import os
+
+    from prmbench.scoring import score_samples
+
+    reg = _registry(args.include_path)
+    rm_args = parse_args_string(args.rm_args)
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1 (got {args.batch_size})")
+        rm_args["batch_size"] = args.batch_size
+    task = None
+    if args.task:
+        task_args = parse_args_string(args.task_args)
+        if args.data_file:
+            task_args["data_file"] = args.data_file
+        task = reg.build("task", args.task, task_args)
+    rm = reg.build("rm", args.rm, rm_args)
+    out = sys.stdout
+    if args.output:
+        try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            out = open(args.output, "w")
+        except OSError as e:
+            raise ConfigError(f"cannot write --output {args.output}: {e.strerror or e}; choose a writable path") from e
+    n = cut = 0
+    try:
+        for chunk in score_samples(rm, args.samples, task=task):
+            out.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk))
+            out.flush()
+            if out is not sys.stdout:
+                os.fsync(out.fileno())
+            n += len(chunk)
+            cut += sum(r["truncated"] for r in chunk)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        rm.close()
+    note = f"; {cut} longer than the model reads (truncated: scores for the steps that fit)" if cut else ""
+    print(f"scored {n} rows with {args.rm}{note}", file=sys.stderr)
+    return 0
+
+
 # -- leaderboard / compare ------------------------------------------------------------------
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render a leaderboard over one or more runs, optionally with a plot."""
@@ -308,6 +353,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-args", metavar="K=V[,K=V]")
     _add_include(p)
     p.set_defaults(func=cmd_evaluate_samples)
+
+    p = sub.add_parser("score", help="score saved solutions with a reward model (step scores + aggregate)",
+                       formatter_class=fmt,
+                       epilog="examples:\n"
+                              "  prmbench score --rm math_prm --samples ../shared/data/processbench/gsm8k.json --output gsm8k_scores.jsonl\n"
+                              "  prmbench score --rm qwen_prm:/models/prm --rm-args aggregation=prod,dtype=bf16 --samples rows.jsonl\n"
+                              "  prmbench score --rm orm --task math500 --samples gens.jsonl --batch-size 8\n"
+                              "rows: {\"problem\": Q, \"steps\": [...]} (ProcessBench) or {\"problem_id\": ID, \"completion\": TEXT} with --task;\n"
+                              "output: each input row + step_scores, score (aggregate) and truncated")
+    p.add_argument("--rm", required=True, metavar="R", help="reward model: a preset (math_prm) or FAMILY:CHECKPOINT")
+    p.add_argument("--samples", required=True, metavar="FILE", help="JSONL, JSONL.gz or a JSON array of rows")
+    p.add_argument("--output", metavar="FILE.jsonl", help="default: standard output (written as rows are scored)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", metavar="B", help="rows per forward pass (rm batch_size)")
+    p.add_argument("--rm-args", metavar="K=V[,K=V]", help="reward-model arguments, e.g. aggregation=min,dtype=bf16,max_length=4096")
+    p.add_argument("--task", help="task of rows with problem_id + completion (its problems and step split)")
+    p.add_argument("--data-file", metavar="PATH", help="local data file for --task")
+    p.add_argument("--task-args", metavar="K=V[,K=V]")
+    _add_include(p)
+    p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("leaderboard", help="tables and plots over run directories", formatter_class=fmt,
                        epilog="examples:\n  prmbench leaderboard runs/a runs/b --format csv --output board.csv\n"

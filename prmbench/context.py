@@ -160,6 +160,7 @@ class SearchContext:
         self.budget = budget
         self.aggregation = aggregation or rm.aggregation
         self.meter = Meter(calls.policy.num_parameters, rm.num_parameters)
+        self.rm_truncated = 0  # candidates the reward model could read only in part (RMOutput.truncated)
         self._t0 = time.perf_counter()
 
     @property
@@ -209,6 +210,7 @@ class SearchContext:
         """The candidates with `step_scores` and aggregated `score` filled in, metered."""
         outs = self.calls.score(self.rm, self.problem, [c.steps for c in candidates])
         self.meter.charge_scores(outs)
+        self.rm_truncated += sum(o.truncated for o in outs)
         return [
             replace(c, step_scores=o.step_scores, score=aggregate(o.step_scores, self.aggregation))
             for c, o in zip(candidates, outs)

@@ -150,13 +150,13 @@ class Registry:
     def build(self, kind: str, spec: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Resolve `spec` and construct the component, naming it after the spec."""
         r = self.resolve(kind, spec, overrides)
-        if r.family.target and r.family.target not in r.args:
-            raise ConfigError(f"{KIND_LABEL[kind]} {spec!r} needs a target: write {r.family.name}:VALUE "
-                              f"(for example {r.family.name}:/path)")
         factory = r.family.factory
         if isinstance(factory, str):
             factory = _import_factory(factory)
         assert factory is not None
+        if r.family.target and r.family.target not in r.args and not _has_default(factory, r.family.target):
+            raise ConfigError(f"{KIND_LABEL[kind]} {spec!r} needs a target: write {r.family.name}:VALUE "
+                              f"(for example {r.family.name}:/path)")
         _check_args(factory, r.args, kind, spec)
         component = factory(**r.args)
         component.name = spec
@@ -199,6 +199,15 @@ def read_preset_dir(path: Path, origin: str) -> list[Entry]:
 
 def _flag(kind: str) -> str:
     return {"task": "task", "rm": "rm", "strategy": "strategy", "policy": "policy"}[kind]
+
+
+def _has_default(factory: Callable[..., Any], name: str) -> bool:
+    """Whether the factory's argument `name` has a default (then `family` alone, without `:TARGET`, works)."""
+    try:
+        param = inspect.signature(factory).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.default is not inspect.Parameter.empty
 
 
 def _check_args(factory: Callable[..., Any], args: Mapping[str, Any], kind: str, spec: str) -> None:

@@ -405,6 +405,8 @@ class Runner:
                 "finish_reason": chosen.finish_reason if chosen is not None else None,
                 "candidate_scores": [c.score for c in result.candidates],
                 "candidate_answers": [c.answer for c in result.candidates]}
+        if ctx.rm_truncated:  # inputs longer than the reward model reads: scored on their leading steps only
+            info["rm_truncated"] = ctx.rm_truncated
         return Record(problem_id=problem.id, task=cell.task, rm=cell.rm, strategy=cell.strategy, budget=cell.budget,
                       seed=self.spec.seed, correct=bool(grade.correct),
                       answer=chosen.answer if chosen is not None else None,

@@ -54,3 +54,17 @@ def tiny_qwen_model_dir(tmp_path_factory: pytest.TempPathFactory, shared_models_
     if not (src / "tokenizer.json").is_file():
         pytest.skip(f"shared Qwen2.5 tokenizer not found in {src}")
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen") / "model", tokenizer_dir=src, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dirs(tmp_path_factory: pytest.TempPathFactory, shared_models_dir: Path) -> dict[str, Path]:
+    """One tiny random reward-model checkpoint per family (1 layer, hidden 32), built once per session.
+
+    Skips when the shared tokenizer files are absent.
+    """
+    from prmbench.testing.tiny_rm import FAMILIES, build_tiny_rm
+
+    if not (shared_models_dir / "Qwen__Qwen2.5-7B-Instruct" / "tokenizer.json").is_file():
+        pytest.skip(f"shared tokenizer files not found in {shared_models_dir}")
+    root = tmp_path_factory.mktemp("tiny_rms")
+    return {f: build_tiny_rm(root / f, f, hidden=32, layers=1, seed=1) for f in FAMILIES}

@@ -120,6 +120,31 @@ def _sample_blocks(path: Path, size: int, blocks: int = 16, block: int = 1 << 16
     return h.digest()
 
 
+def resolve_device(device: str, who: str) -> str:
+    """auto -> cuda when available, else cpu; validates explicit devices (errors name `who`)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ConfigError(f"{who}: bad device {device!r} ({_first_line(e)}); use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{who}: device {device!r} asked for but CUDA is not available; use device=cpu or auto")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str, who: str) -> str:
+    """auto -> bfloat16 on CUDA, float32 elsewhere; accepts the usual aliases (bf16, fp16, fp32)."""
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    try:
+        return _DTYPES[dtype.lower()]
+    except KeyError:
+        raise ConfigError(f"{who}: unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
+
+
 def fingerprint_dir(path: Path) -> str:
     """A hash of a local model folder, for the cache identity.
 
@@ -168,8 +193,8 @@ class HFPolicy(Policy):
         self.trust_remote_code = bool(trust_remote_code)
         self.use_chat_template = bool(chat_template)
         self.batch_size = batch_size
-        self.device = self._resolve_device(str(device))
-        self.dtype_name = self._resolve_dtype(str(dtype), self.device)
+        self.device = resolve_device(str(device), "hf policy")
+        self.dtype_name = resolve_dtype(str(dtype), self.device, "hf policy")
         self.torch_dtype = getattr(torch, self.dtype_name)
 
         self.local_dir: Path | None = None
@@ -205,29 +230,6 @@ class HFPolicy(Policy):
         self._has_template = bool(getattr(self.tokenizer, "chat_template", None))
 
     # -- resolution & loading ------------------------------------------------------------------
-    @staticmethod
-    def _resolve_device(device: str) -> str:
-        import torch
-
-        if device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise ConfigError(f"hf policy: bad device {device!r} ({_first_line(e)}); use auto, cpu, cuda or cuda:N") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"hf policy: device {device!r} asked for but CUDA is not available; use device=cpu or auto")
-        return device
-
-    @staticmethod
-    def _resolve_dtype(dtype: str, device: str) -> str:
-        if dtype == "auto":
-            return "bfloat16" if device.startswith("cuda") else "float32"
-        try:
-            return _DTYPES[dtype.lower()]
-        except KeyError:
-            raise ConfigError(f"hf policy: unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16") from None
-
     def _hub_error(self, what: str, e: BaseException) -> ModelLoadError:
         if _offline():
             hint = ("HF_HUB_OFFLINE=1 (or TRANSFORMERS_OFFLINE=1) is set, so only models already in the "

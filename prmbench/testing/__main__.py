@@ -1,6 +1,8 @@
 """Command line of prmbench's testing helpers.
 
 `python -m prmbench.testing tiny-model DIR ...` builds a tiny random causal LM;
+`python -m prmbench.testing tiny-rm --family F DIR` a tiny random reward-model checkpoint
+(prmbench.testing.tiny_rm);
 `python -m prmbench.testing math-pool OUT ...` writes a deterministic MATH-500 replay pool
 (prmbench.testing.pools).
 """
@@ -27,6 +29,9 @@ examples:
   python -m prmbench.testing tiny-model /tmp/tiny-llama --arch llama --layers 4 --hidden 128 --seed 1
   # then use it as a policy
   prmbench run ... --policy hf:/tmp/tiny
+  # a tiny reward-model checkpoint of a family's real architecture, then score with it
+  python -m prmbench.testing tiny-rm --family qwen_prm /tmp/tiny-prm
+  prmbench score --rm qwen_prm:/tmp/tiny-prm --samples ../shared/data/processbench/gsm8k.json
   # a MATH-500 replay pool of real solutions for tests and CI (needs the shared data folder)
   python -m prmbench.testing math-pool pool.jsonl --data-dir ../shared/data --problems 30 --samples 8
 """
@@ -60,6 +65,23 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("--vocab-size", type=int, default=512,
                       help="size of the trained tokenizer (default: 512; ignored with --tokenizer)")
     tiny.add_argument("--force", action="store_true", help="write into a non-empty DIR")
+
+    from prmbench.testing.tiny_rm import FAMILIES
+
+    rm = sub.add_parser(
+        "tiny-rm",
+        help="build a tiny random reward-model checkpoint of a family's real architecture (--rm FAMILY:DIR)",
+        description="Build a tiny randomly initialised reward-model checkpoint with the family's real layout "
+                    "and, where ../shared/models has them, real tokenizer files (see prmbench.testing.tiny_rm).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rm.add_argument("dir", metavar="DIR", help="output folder (created; must be empty unless --force)")
+    rm.add_argument("--family", required=True, choices=FAMILIES, help="reward-model family")
+    rm.add_argument("--seed", type=int, default=0, help="weight seed (default: 0)")
+    rm.add_argument("--layers", type=int, default=2, help="decoder layers (default: 2)")
+    rm.add_argument("--hidden", type=int, default=64, help="hidden size (default: 64)")
+    rm.add_argument("--force", action="store_true", help="write into a non-empty DIR")
 
     pool = sub.add_parser(
         "math-pool",
@@ -108,6 +130,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(e))
         print(f"wrote tiny {args.arch} model to {path} in {time.perf_counter() - t0:.1f}s; "
               f"use it with --policy hf:{path}")
+    elif args.command == "tiny-rm":
+        from prmbench.testing.tiny_rm import build_tiny_rm
+
+        out = Path(args.dir)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.force)):
+            parser.error(f"DIR {out} exists and is not an empty folder; choose a new folder or pass --force")
+        if args.layers < 1 or args.hidden < 8:
+            parser.error(f"need --layers >= 1 and --hidden >= 8 (got {args.layers}, {args.hidden})")
+        try:
+            path = build_tiny_rm(out, args.family, seed=args.seed, layers=args.layers, hidden=args.hidden)
+        except (ValueError, FileNotFoundError) as e:
+            parser.error(str(e))
+        print(f"wrote tiny {args.family} checkpoint to {path}; use it with --rm {args.family}:{path}")
     elif args.command == "math-pool":
         from prmbench.errors import PrmbenchError
         from prmbench.testing.pools import build_math500_pool
