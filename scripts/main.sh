@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job: MATH-500, best-of-N and majority vote under the oracle and random reward models at
-# budgets 1 and 4, then the leaderboard and the accuracy-vs-compute plot.
-#  - Offline (PRMBENCH_DATA_DIR set or ../shared/data present): local MATH-500 and a tiny random
-#    Qwen2-architecture model built on the spot (plumbing check; its accuracy is ~0).
-#  - Elsewhere: the Hugging Face hub defaults (HuggingFaceH4/MATH-500, Qwen/Qwen2.5-Math-1.5B-Instruct).
-# Override with PRMBENCH_POLICY=hf:ID_OR_DIR, PRMBENCH_LIMIT=K, PRMBENCH_OUTPUT=DIR.
+# The main job: MATH-500 with every search strategy (best-of-N, majority vote, weighted majority,
+# beam search, MCTS, DVTS) under a math PRM and the oracle at compute-matched budgets 2 and 4,
+# then the leaderboard and the accuracy-vs-spend plot.
+#  - Offline (PRMBENCH_DATA_DIR set or ../shared/data present): local MATH-500, a tiny random
+#    Qwen2-architecture policy and a tiny random Qwen2.5-Math-PRM-architecture reward model built
+#    on the spot (plumbing check; accuracy ~0).
+#  - Elsewhere: the Hugging Face hub defaults (HuggingFaceH4/MATH-500, Qwen/Qwen2.5-Math-1.5B-Instruct,
+#    the math_prm preset: Qwen/Qwen2.5-Math-PRM-7B).
+# Override with PRMBENCH_POLICY=hf:ID_OR_DIR, PRMBENCH_RM=SPEC, PRMBENCH_LIMIT=K, PRMBENCH_OUTPUT=DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -16,12 +19,17 @@ elif [ -n "${PRMBENCH_DATA_DIR:-}" ]; then
   [ -n "${PRMBENCH_MODELS_DIR:-}" ] && [ -d "$PRMBENCH_MODELS_DIR/Qwen__Qwen2.5-7B-Instruct" ] && tok=(--tokenizer "$PRMBENCH_MODELS_DIR/Qwen__Qwen2.5-7B-Instruct")
   [ -f runs/tiny-model/config.json ] || python -m prmbench.testing tiny-model runs/tiny-model "${tok[@]}"
   policy="hf:runs/tiny-model"
+  [ -f runs/tiny-prm/config.json ] || python -m prmbench.testing tiny-rm --family qwen_prm runs/tiny-prm
+  rm_spec="qwen_prm:runs/tiny-prm"
   export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 else
   policy="hf:Qwen/Qwen2.5-Math-1.5B-Instruct"
+  rm_spec="math_prm"
 fi
+rm_spec="${PRMBENCH_RM:-$rm_spec}"
 out="${PRMBENCH_OUTPUT:-runs/main-$(date +%Y%m%d-%H%M%S)}"
-prmbench run --tasks math500 --policy "$policy" --rm oracle,random --strategy best_of_n,majority_vote \
-  --budget 1,4 --limit "${PRMBENCH_LIMIT:-10}" --max-tokens "${PRMBENCH_MAX_TOKENS:-64}" --output "$out"
+prmbench run --tasks math500 --policy "$policy" --rm "$rm_spec",oracle \
+  --strategy best_of_n,majority_vote,weighted_majority,beam_search,mcts,dvts \
+  --budget 2,4 --limit "${PRMBENCH_LIMIT:-5}" --max-tokens "${PRMBENCH_MAX_TOKENS:-48}" --output "$out"
 prmbench leaderboard "$out" --format csv --output "$out/leaderboard.csv" --plot "$out/accuracy_vs_compute.png"
 echo "leaderboard: $out/leaderboard.csv  plot: $out/accuracy_vs_compute.png"

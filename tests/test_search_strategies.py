@@ -373,3 +373,26 @@ def test_an_empty_continuation_ending_in_eos_completes_its_parent():
     (again,) = exp.expand(done, 1)  # the policy has nothing to add: it emits eos at once
     assert again.steps == done.steps and again.finish_reason == "eos"
     assert again.completion_tokens == done.completion_tokens + 1  # the eos token is charged
+
+
+@pytest.mark.slow
+def test_stepwise_search_with_a_real_prm_family(tmp_path, tiny_model_dir, tiny_rm_dirs, shared_data_dir):
+    """Beam search, MCTS and DVTS scored by a (tiny, random) Qwen2.5-Math-PRM-architecture
+    checkpoint: partial solutions go through the real adapter, its FLOPs count in allowance
+    and spend, and the overshoot bound holds."""
+    from prmbench.cli import main
+
+    out = tmp_path / "run"
+    rm = f"qwen_prm:{tiny_rm_dirs['qwen_prm']}"
+    argv = ["run", "--tasks", "math500", "--limit", "2", "--policy", f"hf:{tiny_model_dir}", "--rm", rm,
+            "--strategy", "best_of_n,beam_search,mcts,dvts", "--budget", "4", "--max-tokens", "16",
+            "--output", str(out), "--data-file", f"math500={shared_data_dir / 'math500' / 'test.jsonl'}"]
+    assert main(argv) == 0
+    cells = {c.strategy: c for c in load_run(out).cells}
+    assert set(cells) == {"best_of_n", "beam_search", "mcts", "dvts"}
+    bon = {r["problem_id"]: r for r in cells["best_of_n"].records}
+    for strategy, cell in cells.items():
+        for r in cell.records:
+            assert r["spend"]["rm_flops"] > 0 and r["spend"]["rm_tokens"] > 0, strategy
+            assert r["allowance_flops"] == pytest.approx(bon[r["problem_id"]]["allowance_flops"])  # same allowance
+            assert r["spend"]["flops"] - r["allowance_flops"] <= r["info"].get("max_unit_flops", 0.0) + 1e-6
