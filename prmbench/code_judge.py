@@ -460,11 +460,11 @@ def _main():
         return
     emit({"loaded": True})
     try:
-        _signal.signal(_signal.SIGALRM, on_alarm)
         for i, item in enumerate(items):
             kind, payload = item
             start = _time.perf_counter()
             try:
+                _signal.signal(_signal.SIGALRM, on_alarm)  # again per input: the candidate may have replaced it
                 _signal.setitimer(_signal.ITIMER_REAL, limits[i])
                 try:
                     swallow()
