@@ -73,6 +73,10 @@ Deliberate differences from evalplus 0.3.1 (all listed in tests/test_evalplus_pa
       serialised identity, stricter than ``==`` (``1`` vs ``1.0``, set/dict order) and
       without float tolerance. (Strings over 64 KiB are compared by digest as well, which is
       exactly ``==``; see `BIG_STR_OUTPUT_BYTES`.)
+    * The driver does not stop at a wrong answer (only the supervisor knows it is wrong), and
+      it writes records in 2 ms batches: a run later killed from outside (wall deadline,
+      crash) may report that kill's status, or lose the records of its last 2 ms, where
+      evalplus would have stopped at the earlier wrong answer. Pass/fail is the same.
     * Plus inputs are not run after the base inputs failed (evalplus runs them; the verdict
       "base and plus pass" is the same; the tasks' ``plus_after_base_fail=True`` runs them).
 """
