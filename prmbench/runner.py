@@ -3,8 +3,10 @@
 One policy serves the whole run. For each task, the samples that pool strategies (best-of-N,
 majority vote, ...) draw are generated once, as one pool of the largest size any cell needs, and
 shared by every budget and strategy through the cache; scores are cached per (reward model,
-problem, steps). Each finished problem is appended to its cell's samples file at once, so an
-interrupted run loses nothing finished and `resume=True` continues where it stopped.
+problem, steps). Problems are searched in chunks of `GRADE_CHUNK`, whose chosen solutions are
+graded together (in parallel on a code task's sandbox slots) and appended to the cell's samples
+file at once; an interrupted run keeps every written record and, through the cache, every
+generation and score of the chunk in flight, and `resume=True` continues where it stopped.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from prmbench.metrics import cell_metrics
 from prmbench.registry import Registry
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
                               read_jsonl, write_json_atomic)
-from prmbench.types import Budget, Grade, Problem, Record, RMOutput
+from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
 
 NO_RM = "none"
 
+
+#: Problems searched before their chosen solutions are graded together (and their records written).
+GRADE_CHUNK = 8
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -368,14 +373,14 @@ class Runner:
         bar = _progress(len(problems), cell.id, self.show_progress)
         bar.update(len(problems) - len(todo))
         with open(samples_path, "a") as f:
-            for problem in todo:
-                rec = self._solve(cell, calls, rm, strategy, problem)
-                line = rec.to_json()
-                f.write(_dumps(line) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-                records.append(line)
-                bar.update(1)
+            for start in range(0, len(todo), GRADE_CHUNK):
+                for rec in self._solve_many(cell, calls, rm, strategy, todo[start:start + GRADE_CHUNK]):
+                    line = rec.to_json()
+                    f.write(_dumps(line) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                    records.append(line)
+                    bar.update(1)
         bar.close()
         order = {p.id: i for i, p in enumerate(problems)}
         records = sorted((r for r in records if r["problem_id"] in order), key=lambda r: order[r["problem_id"]])
@@ -387,7 +392,20 @@ class Runner:
         acc = metrics.get("accuracy")
         self.log(f"{cell.id}: accuracy {acc:.3f} on {metrics['n']} problems" if acc is not None else f"{cell.id}: no records")
 
-    def _solve(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy, problem: Problem) -> Record:
+    def _solve_many(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
+                    problems: Sequence[Problem]) -> list[Record]:
+        """Search each problem, then grade the chosen solutions together (`Task.grade_many`:
+        code tasks judge them on all sandbox slots at once)."""
+        searched = [self._search(cell, calls, rm, strategy, p) for p in problems]
+        chosen = [(p, s[0].chosen_candidate) for p, s in zip(problems, searched)]
+        graded = iter(calls.task.grade_many([(p, c.text) for p, c in chosen if c is not None]))
+        grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for _, c in chosen]
+        return [self._record(cell, p, *s, g) for p, s, g in zip(problems, searched, grades)]
+
+    def _search(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
+                problem: Problem) -> tuple[SearchResult, SearchContext, float, float | None]:
+        """Run the strategy on one problem under the cell's budget: (result, context, search
+        seconds, allowance FLOPs)."""
         unit = cell.unit
         allowance = None
         if needs_allowance(unit):
@@ -397,8 +415,12 @@ class Runner:
         t0 = time.perf_counter()
         result = strategy.search(problem, ctx)
         search_seconds = time.perf_counter() - t0
+        return result, ctx, search_seconds, budget.max_flops if allowance is None else allowance.flops
+
+    def _record(self, cell: Cell, problem: Problem, result: SearchResult, ctx: SearchContext, search_seconds: float,
+                allowance_flops: float | None, grade: Grade) -> Record:
+        """The record of one solved and graded problem."""
         chosen = result.chosen_candidate
-        grade = calls.task.grade(problem, chosen.text) if chosen is not None else Grade(False, {"reason": "no_candidate"})
         info = {**dict(result.info), "wall_seconds": round(search_seconds, 4),
                 "chosen_index": result.chosen,
                 "chosen_score": chosen.score if chosen is not None else None,
@@ -412,8 +434,8 @@ class Runner:
                       answer=chosen.answer if chosen is not None else None,
                       chosen_text=chosen.text if chosen is not None else None,
                       n_candidates=len(result.candidates), spend=ctx.spend,
-                      grade_details=dict(grade.details), info=info, budget_unit=unit,
-                      allowance_flops=budget.max_flops if allowance is None else allowance.flops)
+                      grade_details=dict(grade.details), info=info, budget_unit=cell.unit,
+                      allowance_flops=allowance_flops)
 
 
 def _dumps(obj: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -100,6 +101,30 @@ def test_matrix_accuracy_matches_direct_grading(spec, registry, pool, tmp_path):
         assert acc == pytest.approx(sum(v[0] for v in truth.values()) / LIMIT)
     m = by[("oracle", "best_of_n", 8)].metrics
     assert m["ci_low"] <= m["accuracy"] <= m["ci_high"]
+
+
+def test_chosen_solutions_are_graded_in_chunks(spec, registry, tmp_path, monkeypatch):
+    """The runner grades each chunk's chosen solutions with one `Task.grade_many` call (code
+    tasks judge them in parallel), and the records equal one-at-a-time grading."""
+    import prmbench.runner as runner_mod
+    from prmbench.tasks.math500 import Math500Task
+
+    sizes: list[int] = []
+    real = Math500Task.grade_many
+
+    def spy(self, items):  # type: ignore[no-untyped-def]
+        sizes.append(len(items))
+        return real(self, items)
+
+    monkeypatch.setattr(runner_mod, "GRADE_CHUNK", 3)
+    monkeypatch.setattr(Math500Task, "grade_many", spy)
+    one = dataclasses.replace(spec, rms=("oracle",), strategies=("best_of_n",), budgets=(4,))
+    out = Runner(one, registry, tmp_path / "run").run()
+    assert sizes == [3] * (LIMIT // 3) + ([LIMIT % 3] if LIMIT % 3 else [])
+    task = registry.build("task", "math500", {"data_file": spec.data_files["math500"]})
+    problems = {p.id: p for p in task.load()}
+    for rec in load_run(out).cells[0].records:
+        assert rec["correct"] == task.grade(problems[rec["problem_id"]], rec["chosen_text"]).correct
 
 
 def test_pool_shared_across_budgets_and_strategies(spec, counting_registry, tmp_path):
