@@ -148,6 +148,16 @@ class UnsupportedValue(TypeError):
 # Typed JSON. These functions are also copied verbatim into the sandbox driver (see
 # `DRIVER_SOURCE`), so they must only use builtins and names defined in this block.
 # --------------------------------------------------------------------------------------------
+def _dict_like(t: type) -> bool:
+    """Whether `t` is a stdlib dict subclass holding plain dict data (MBPP+ canonical solutions
+    return Counter, OrderedDict, defaultdict), which typed JSON treats as a dict."""
+    if t is dict or t in (list, tuple, set, frozenset):
+        return False
+    import collections as _collections
+
+    return t in (_collections.Counter, _collections.OrderedDict, _collections.defaultdict)
+
+
 def encode_value(value: Any, _depth: int = 0, _active: set | None = None) -> Any:
     """Encode a builtin value as typed JSON (see the module docstring); raise UnsupportedValue."""
     if _depth > 100:
@@ -171,11 +181,8 @@ def encode_value(value: Any, _depth: int = 0, _active: set | None = None) -> Any
         return {"$bytes": value.hex()}
     if t is bytearray:
         return {"$bytearray": bytes(value).hex()}
-    if t not in (list, tuple, set, frozenset, dict):
-        import collections as _collections
-
-        if t in (_collections.Counter, _collections.OrderedDict, _collections.defaultdict):
-            t = dict  # stdlib dict subclasses with dict data: encoded as plain dicts
+    if _dict_like(t):
+        t = dict  # stdlib dict subclasses with dict data: encoded as plain dicts
     if t in (list, tuple, set, frozenset, dict):
         if t is not dict:
             # Fast path: a flat sequence of JSON-safe scalars encodes as the list of its items
@@ -309,13 +316,10 @@ def canon_digest(value: Any) -> str | None:
             return {"c": [walk(v.real, depth + 1), walk(v.imag, depth + 1)]}
         if t is bytes or t is bytearray:
             return {"b": bytes(v).hex()}
-        if t not in (list, tuple, set, frozenset, dict):
-            import collections as _collections
-
-            if t in (_collections.Counter, _collections.OrderedDict, _collections.defaultdict):
-                t = dict
-            else:
-                raise ValueError("unsupported type")
+        if _dict_like(t):
+            t = dict
+        elif t not in (list, tuple, set, frozenset, dict):
+            raise ValueError("unsupported type")
         if t is dict:
             return {"m": sorted([dumps(walk(k, depth + 1)), walk(x, depth + 1)] for k, x in v.items())}
         if t is frozenset:
@@ -534,7 +538,7 @@ _main()
 
 
 def _driver_source() -> str:
-    parts = ["class UnsupportedValue(TypeError):\n    pass\n",
+    parts = ["class UnsupportedValue(TypeError):\n    pass\n", inspect.getsource(_dict_like),
              inspect.getsource(encode_value), inspect.getsource(decode_value), inspect.getsource(canon_digest),
              _DRIVER_MAIN]
     return "\n\n".join(parts)

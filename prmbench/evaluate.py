@@ -8,6 +8,7 @@ from typing import Any, Iterator
 from prmbench.errors import DataError
 from prmbench.interfaces import Task
 from prmbench.jsonl import read_jsonl_rows
+from prmbench.types import Problem
 
 ID_FIELDS = ("problem_id", "task_id")
 TEXT_FIELDS = ("completion", "solution")
@@ -20,6 +21,15 @@ def _field(row: dict[str, Any], names: tuple[str, ...], path: Path, line: int, w
         if n in row:
             return row[n]
     raise DataError(f"{path}:{line}: row has no {what} field (expected one of: {', '.join(names)})")
+
+
+def problem_of(problems: dict[str, Problem], pid: Any, task: Task, where: str) -> Problem:
+    """The task's problem `pid` of a samples row at `where` (file:line), or a DataError naming the id format."""
+    if str(pid) not in problems:
+        sample = ", ".join(list(problems)[:3])
+        raise DataError(f"{where}: problem id {pid!r} is not in task {task.name!r} "
+                        f"(ids look like: {sample}); use the task's own ids")
+    return problems[str(pid)]
 
 
 def evaluate_samples(task: Task, samples: str | Path) -> Iterator[dict[str, Any]]:
@@ -37,11 +47,7 @@ def evaluate_samples(task: Task, samples: str | Path) -> Iterator[dict[str, Any]
         text = _field(row, TEXT_FIELDS, path, line, "completion")
         if not isinstance(text, str):
             raise DataError(f"{path}:{line}: the completion must be a string, got {type(text).__name__}")
-        if pid not in problems:
-            sample = ", ".join(list(problems)[:3])
-            raise DataError(f"{path}:{line}: problem id {pid!r} is not in task {task.name!r} "
-                            f"(ids look like: {sample}); use the task's own ids")
-        checked.append((row, problems[pid], text))
+        checked.append((row, problem_of(problems, pid, task, f"{path}:{line}"), text))
     for start in range(0, len(checked), GRADE_CHUNK):  # chunks: parallel grading, rows still stream out
         chunk = checked[start:start + GRADE_CHUNK]
         for (row, _, _), grade in zip(chunk, task.grade_many([(p, t) for _, p, t in chunk])):

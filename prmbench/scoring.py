@@ -22,13 +22,12 @@ from typing import Any, Iterator, Sequence
 
 from prmbench.aggregate import aggregate
 from prmbench.errors import DataError
+from prmbench.evaluate import ID_FIELDS, TEXT_FIELDS, problem_of
 from prmbench.interfaces import RewardModel, Task
 from prmbench.jsonl import read_jsonl_rows
 from prmbench.types import Grade, Message, Problem, RMOutput
 
 QUESTION_FIELDS = ("problem", "question")
-ID_FIELDS = ("problem_id", "task_id")
-TEXT_FIELDS = ("completion", "solution")
 
 
 class StepsRowsTask(Task):
@@ -108,10 +107,7 @@ def parse_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, task: Task | 
             raise DataError(f"{where}: rows with a completion need --task T, whose problems and step split are used")
         if not isinstance(text, str):
             raise DataError(f"{where}: the completion must be a string, got {type(text).__name__}")
-        if str(pid) not in problems:
-            raise DataError(f"{where}: problem id {pid!r} is not in task {task.name!r} "
-                            f"(ids look like: {', '.join(list(problems)[:3])})")
-        out.append((problems[str(pid)], task.split_steps(text)))
+        out.append((problem_of(problems, pid, task, where), task.split_steps(text)))
     return out
 
 

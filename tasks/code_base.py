@@ -33,11 +33,14 @@ import json
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TypeVar
 
 from prmbench.errors import ConfigError
 from prmbench.interfaces import Task
 from prmbench.types import Grade, Message, Problem
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Values of the ``step_split`` option.
 STEP_SPLITS = ("blank_lines", "none")
@@ -192,14 +195,17 @@ class CodeTask(Task):
                                         allow_unsafe=self.allow_unsafe)
             return self._sandbox
 
-    def grade_many(self, items: Sequence[tuple[Problem, str]]) -> list[Grade]:
-        """Grade many (problem, completion) pairs in parallel, one thread per sandbox slot."""
-        items = list(items)
+    def map_on_slots(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """`fn` over `items` in order, one thread per sandbox slot (each call runs in the sandbox)."""
         workers = max(1, int(getattr(self.sandbox, "workers", 1) or 1))
         if workers == 1 or len(items) < 2:
-            return [self.grade(p, c) for p, c in items]
+            return [fn(x) for x in items]
         with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-            return list(pool.map(lambda pc: self.grade(*pc), items))
+            return list(pool.map(fn, items))
+
+    def grade_many(self, items: Sequence[tuple[Problem, str]]) -> list[Grade]:
+        """Grade many (problem, completion) pairs in parallel, one thread per sandbox slot."""
+        return self.map_on_slots(lambda pc: self.grade(*pc), list(items))
 
     def close(self) -> None:
         """Stop the sandbox workers (a later use starts a new sandbox)."""

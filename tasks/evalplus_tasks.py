@@ -49,7 +49,6 @@ import secrets
 import sys
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -307,12 +306,9 @@ def _decode_gt(raw: Mapping[str, Any]) -> dict[str, Any]:
         gt[split] = [_gt_decode(v) for v in raw[split]]
         for key in ("time", "bytes", "canon"):
             gt[f"{split}_{key}"] = raw.get(f"{split}_{key}")
+    # its size in bytes of typed JSON, for the in-memory cache (estimated where not stored)
+    gt["weight"] = sum(sum(gt[f"{split}_bytes"] or map(cj.output_size, gt[split])) for split in ("base", "plus"))
     return gt
-
-
-def _gt_weight(gt: Mapping[str, Any]) -> int:
-    """A decoded ground truth's size in bytes of typed JSON (estimated where not stored)."""
-    return sum(sum(gt.get(f"{split}_bytes") or [cj.output_size(v) for v in gt[split]]) for split in ("base", "plus"))
 
 
 class GroundTruth:
@@ -333,6 +329,7 @@ class GroundTruth:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._mem: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._mem_bytes = 0
         self._lock = threading.Lock()
         self._task_locks: dict[str, threading.Lock] = {}
 
@@ -371,8 +368,9 @@ class GroundTruth:
         gt = _decode_gt(raw)
         with self._lock:
             self._mem[task_id] = gt
-            while len(self._mem) > 1 and sum(map(_gt_weight, self._mem.values())) > self.MEMORY_BYTES:
-                self._mem.popitem(last=False)
+            self._mem_bytes += gt["weight"]
+            while len(self._mem) > 1 and self._mem_bytes > self.MEMORY_BYTES:
+                self._mem_bytes -= self._mem.popitem(last=False)[1]["weight"]
         return gt
 
 
@@ -574,9 +572,7 @@ class _FunctionTask(CodeTask):
         with self._pub_lock:
             todo = list(dict.fromkeys((k, c) for k, c in zip(keys, codes) if k not in self._public_cache))
         if todo:
-            workers = max(1, int(getattr(self.sandbox, "workers", 1) or 1))
-            with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-                results = list(pool.map(lambda kc: self._public_run(problem, kc[1]), todo))
+            results = self.map_on_slots(lambda kc: self._public_run(problem, kc[1]), todo)
             with self._pub_lock:
                 for (k, _), r in zip(todo, results):
                     self._public_cache[k] = r
