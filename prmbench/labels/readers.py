@@ -310,7 +310,7 @@ def _read_prmbench(path: str | Path, soft: bool) -> Iterator[LabelledSolution]:
         if len(values) != len(steps):
             raise w.error(key, f"has {len(values)} entries for {len(steps)} steps")
         labels = tuple(_label_value(v, w, f"{key}[{i}]") for i, v in enumerate(values))
-        meta = {k: row[k] for k in ("task", "first_error", "annotator", "mc_values", "search") if k in row}
+        meta = {k: row[k] for k in ("task", "first_error", "annotators", "mc_values", "search") if k in row}
         meta.update(file=str(path), line=line)
         yield LabelledSolution(problem_id=pid, question=question, steps=tuple(steps), labels=labels,
                                source="prmbench", meta=meta)
