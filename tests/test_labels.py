@@ -330,3 +330,42 @@ def test_code_task_rollouts_are_graded_in_the_sandbox(tmp_path: Path, monkeypatc
     finally:
         cache.close()
         task.close()
+
+
+@pytest.mark.slow
+def test_hf_policy_labels_math500_and_warns_on_the_test_split(tmp_path: Path, tiny_model_dir: Path,
+                                                               shared_data_dir: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    if not (shared_data_dir / "math500" / "test.jsonl").is_file():
+        pytest.skip("shared MATH-500 file not found")
+    reg = build_registry()
+    task = reg.build("task", "math500")
+    problems = {p.id: p for p in task.load()[:2]}
+    # solutions from the policy (one step each: a random tiny model writes no blank line) and stored
+    # three-step solutions, whose rollouts the policy writes
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"problem_id": pid, "steps": ["Let us think.", "We compute.",
+                                           f"The answer is $\\boxed{{{p.reference}}}$."]}) + "\n"
+                               for pid, p in problems.items()))
+    rows = []
+    for name, extra in (("m.jsonl", []), ("s.jsonl", ["--samples", str(samples)])):
+        out = tmp_path / "labels" / name
+        assert main(["label", "--task", "math500", "--policy", f"hf:{tiny_model_dir}", "--rollouts", "2",
+                     "--limit", "2", "--max-tokens", "24", "--temperature", "1.0", "--output", str(out), *extra]) == 0
+        assert "warning: task 'math500' is an evaluation (test) split" in capsys.readouterr().err
+        rows += _rows(out)
+    assert {r["problem_id"] for r in rows} == set(problems) and len(rows) == 4
+    assert [r["solution_correct"] for r in rows[2:]] == [True, True]
+    params = rows[0]["annotators"][0]["policy"]["num_parameters"]
+    assert params > 0
+    for r in rows:
+        assert r["question"] == problems[r["problem_id"]].question
+        for i, rs in enumerate(r["rollouts"]):
+            assert len(rs) == (2 if i < len(r["steps"]) - 1 else 1)
+            assert [x["correct"] for x in rs] == [g.correct for g in task.grade_many([(problems[r["problem_id"]], x["text"]) for x in rs])]
+            assert r["mc_values"][i] == sum(x["correct"] for x in rs) / len(rs)
+            if i < len(r["steps"]) - 1:
+                prefix = "\n\n".join(r["steps"][: i + 1]) + "\n\n"
+                assert all(x["text"].startswith(prefix) for x in rs)
+        s = r["spend"]
+        assert r["label_flops"] == 2.0 * params * (s["prompt_tokens"] + s["generated_tokens"]) > 0

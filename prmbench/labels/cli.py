@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ EPILOG_LABEL = """examples:
   # label stored solutions (rows: problem_id + completion, or problem_id + steps)
   prmbench label --task math500 --policy hf:/models/m --samples gens.jsonl --rollouts 8 --output l.jsonl
   # ASLAF: three annotators, keep the solutions whose first error all three place alike
-  prmbench label --task synthetic --policy synthetic,synthetic_b,synthetic_c --consensus all ...
+  prmbench label --task math500 --policy hf:/models/a,hf:/models/b,hf:/models/c --consensus all --output l.jsonl
   # continue an interrupted labelling (same flags)
   prmbench label ... --output labels.jsonl --resume
 
@@ -56,7 +57,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     )
     spec.validate()
     registry = _registry(spec.include_paths)
-    output = Path(args.output)
+    output = Path(args.output or f"labels/labels-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
     try:
         LabelJob(spec, registry, output, resume=args.resume).run()
     except KeyboardInterrupt:
@@ -95,7 +96,8 @@ def add_parsers(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     p.add_argument("--top-p", type=float, dest="top_p", default=1.0, help="nucleus sampling (default 1.0)")
     p.add_argument("--max-tokens", type=int, dest="max_tokens", default=512, help="max tokens per sample (default 512)")
-    p.add_argument("--output", required=True, metavar="LABELS.jsonl", help="label file (sidecar files go beside it)")
+    p.add_argument("--output", metavar="LABELS.jsonl", help="label file, sidecar files beside it "
+                   "(default labels/labels-DATE-TIME.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted labelling in --output (same flags)")
     p.add_argument("--data-file", metavar="PATH", help="local data file for the task")
     p.add_argument("--task-args", metavar="K=V[,K=V]", help="task arguments")
