@@ -165,9 +165,26 @@ def test_consensus_all_keeps_only_agreeing_first_errors(tmp_path: Path, capsys: 
         assert sol.first_error == r["first_error"] == r["per_annotator"]["synthetic"]["first_error"]
 
 
-def test_consensus_needs_several_annotators(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _ = _label(tmp_path, "--consensus", "all")
-    assert rc == 2 and "--policy A,B" in capsys.readouterr().err
+@pytest.mark.parametrize("flags,needle", [
+    (("--consensus", "all"), "--policy A,B"),
+    (("--search", "ternary"), "--search must be one of linear, binary"),
+    (("--rollouts", "0"), "--rollouts must be a positive integer"),
+    (("--temperature", "0", "--rollouts", "4"), "use --temperature > 0 or --rollouts 1"),
+    (("--policy", "synthetic,synthetic"), "names an annotator twice"),
+    (("--samples", "no/such.jsonl"), "--samples no/such.jsonl does not exist"),
+])
+def test_bad_flags_exit_2_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: tuple[str, ...],
+                                       needle: str) -> None:
+    rc, out = _label(tmp_path, *flags)
+    assert rc == 2 and needle in capsys.readouterr().err and not out.exists()
+
+
+def test_several_solutions_per_problem(tmp_path: Path) -> None:
+    rc, out = _label(tmp_path, "--rollouts", "2", "--limit", "3", "--solutions", "3")
+    rows = _rows(out)
+    assert rc == 0 and [(r["problem_id"], r["solution_index"]) for r in rows] == \
+        [(f"synthetic/{i}", j) for i in range(3) for j in range(3)]
+    assert len({r["text"] for r in rows}) > 3  # different samples of the same problem
 
 
 class _Interrupt(Exception):
@@ -232,6 +249,13 @@ def test_label_stored_solutions_from_samples(tmp_path: Path) -> None:
     assert a["solution_correct"] and a["mc_values"][-1] == 1.0 and a["first_error"] is None
     assert b["mc_values"][1:] == [0.0, 0.0, 0.0] and b["first_error"] == 1 and b["mc_values"][0] > 0
     assert a["solution_spend"]["flops"] == 0  # stored solutions cost nothing to generate
+    # --limit keeps the rows of the first K problems; an id the task does not have is an error
+    other = tmp_path / "other.jsonl"
+    other.write_text(samples.read_text() + json.dumps({"problem_id": "synthetic/5", "completion": good}) + "\n")
+    out2 = tmp_path / "l2.jsonl"
+    assert main(["label", "--task", "synthetic", "--policy", "synthetic", "--samples", str(other),
+                 "--rollouts", "8", "--limit", "1", "--output", str(out2)]) == 0
+    assert [r["problem_id"] for r in _rows(out2)] == ["synthetic/0"] * 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem_id": "synthetic/0"}\n')
     assert main(["label", "--task", "synthetic", "--policy", "synthetic", "--samples", str(bad),

@@ -239,11 +239,13 @@ class LabelJob:
             raise ConfigError(f"cannot write --output {self.output}: {e.strerror or e}; choose a writable path") from e
         return None
 
-    def _solutions(self, task: Task, labellers: Sequence[MonteCarloLabeller], problems: Sequence[Problem],
-                   done: set[tuple[str, int]]) -> Iterator[list[Solution]]:
-        """Chunks of solutions still to label (from the samples file, or from the first annotator)."""
+    def _solutions(self, task: Task, labellers: Sequence[MonteCarloLabeller], all_problems: Sequence[Problem],
+                   problems: Sequence[Problem], done: set[tuple[str, int]]) -> Iterator[list[Solution]]:
+        """Chunks of solutions still to label: of `problems` (the first --limit of `all_problems`),
+        from the samples file (whose ids are checked against all problems), or from the first annotator."""
         if self.spec.samples:
-            sols = read_solutions(task, problems, self.spec.samples)
+            chosen = {p.id for p in problems}
+            sols = [s for s in read_solutions(task, all_problems, self.spec.samples) if s.problem.id in chosen]
             todo = [s for s in sols if (s.problem.id, s.index) not in done]
             for i in range(0, len(todo), LABEL_CHUNK):
                 yield todo[i:i + LABEL_CHUNK]
@@ -269,10 +271,10 @@ class LabelJob:
                 raise ConfigError(f"policy {name!r} serves only whole stored solutions, but rollouts continue step "
                                   f"prefixes; use a live policy (hf:MODEL, ...). Stored solutions to label go in --samples")
         warn_if_test_split(task, self.log)
-        problems = task.load()
-        if not problems:
+        all_problems = task.load()
+        if not all_problems:
             raise ConfigError(f"task {s.task!r} loaded no problems; check its data file")
-        problems = problems[: s.limit] if s.limit else problems
+        problems = all_problems[: s.limit] if s.limit else all_problems
         cache = Cache(sidecar(self.output, "cache.sqlite"))
         grader = Grader(task, cache)
         gen = GenParams(s.temperature, s.top_p, s.max_tokens)
@@ -294,7 +296,7 @@ class LabelJob:
         n_new = 0
         try:
             with open(self.output, "a") as kept_f, open(self.dropped_path, "a") as drop_f:
-                for chunk in self._solutions(task, labellers, problems, done):
+                for chunk in self._solutions(task, labellers, all_problems, problems, done):
                     kept, dropped = self._label_chunk(task, labellers, identities, grader, chunk)
                     _append(kept_f, kept)
                     _append(drop_f, dropped)
