@@ -1,4 +1,4 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, score, leaderboard, compare."""
+"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, compare."""
 
 from __future__ import annotations
 
@@ -372,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-args", metavar="K=V[,K=V]")
     _add_include(p)
     p.set_defaults(func=cmd_score)
+
+    from prmbench.labels.cli import add_parsers as add_label_parsers
+
+    add_label_parsers(sub, fmt)
 
     p = sub.add_parser("leaderboard", help="tables and plots over run directories", formatter_class=fmt,
                        epilog="examples:\n  prmbench leaderboard runs/a runs/b --format csv --output board.csv\n"
