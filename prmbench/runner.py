@@ -394,11 +394,11 @@ class Runner:
 
     def _solve_many(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
                     problems: Sequence[Problem]) -> list[Record]:
-        """Search each problem, then grade the chosen solutions together (`Task.grade_many`:
-        code tasks judge them on all sandbox slots at once)."""
+        """Search each problem, then grade the chosen solutions together (`ModelCalls.grade_many`:
+        verdicts already cached are reused; code tasks judge the rest on all sandbox slots at once)."""
         searched = [self._search(cell, calls, rm, strategy, p) for p in problems]
         chosen = [(p, s[0].chosen_candidate) for p, s in zip(problems, searched)]
-        graded = iter(calls.task.grade_many([(p, c.text) for p, c in chosen if c is not None]))
+        graded = iter(calls.grade_many([(p, c.text) for p, c in chosen if c is not None]))
         grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for _, c in chosen]
         return [self._record(cell, p, *s, g) for p, s, g in zip(problems, searched, grades)]
 
@@ -413,7 +413,7 @@ class Runner:
         budget = make_budget(unit, cell.budget, allowance)
         ctx = SearchContext(calls, rm, problem, budget)
         t0 = time.perf_counter()
-        result = strategy.search(problem, ctx)
+        result = strategy.search(ctx.problem, ctx)  # the public view: references stay with the grader
         search_seconds = time.perf_counter() - t0
         return result, ctx, search_seconds, budget.max_flops if allowance is None else allowance.flops
 
