@@ -33,8 +33,7 @@ class ExactTask(Task):
     references: ClassVar[dict[str, str]] = {}
 
     def load(self) -> list[Problem]:
-        return [Problem(id=pid, task=self.name, question=f"Write {pid}.", reference=ref,
-                        metadata={"hint": "public", "secret": ref}, private_metadata=("secret",))
+        return [Problem(id=pid, task=self.name, question=f"Write {pid}.", reference=ref)
                 for pid, ref in sorted(self.references.items())]
 
     def prompt(self, problem: Problem) -> tuple[Message, ...]:
