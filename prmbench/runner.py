@@ -30,6 +30,7 @@ from prmbench.errors import ConfigError, PrmbenchError
 from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
 from prmbench.metrics import cell_metrics
 from prmbench.registry import Registry
+from prmbench.resume import check_resume, config_difference
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
                               read_jsonl, write_json_atomic)
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
@@ -217,8 +218,8 @@ def prepare_output(output: Path, spec: RunSpec, resume: bool) -> dict[str, Any] 
             raise ConfigError(f"{output} already holds a run; pass --resume to continue it, "
                               f"or choose a new --output folder")
         if old.get("config_hash") != spec.hash():
-            raise ConfigError(f"{output} holds a run with a different configuration (hash {old.get('config_hash')} "
-                              f"vs {spec.hash()}); --resume needs exactly the same flags, or choose a new --output")
+            raise ConfigError(f"{output} holds a run with a different configuration{config_difference(old, spec)}; "
+                              f"--resume needs exactly the same flags, or choose a new --output")
         return old  # type: ignore[no-any-return]
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -315,6 +316,8 @@ class Runner:
             "cells": [{"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy, "budget": c.budget,
                        "budget_unit": c.unit, "policy": self.spec.policy} for c in cells],
         }
+        if old is not None:  # same flags (prepare_output); also the same data, models and prmbench
+            check_resume(self.output, old, run)
         write_json_atomic(self.output / RUN_FILE, run)
         cache = Cache(self.output / CACHE_FILE)
         gen = GenParams(self.spec.temperature, self.spec.top_p, self.spec.max_tokens)
