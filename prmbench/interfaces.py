@@ -153,6 +153,12 @@ class Policy(Component):
         """Problems this backend can serve (replay: those in its file); None means any."""
         return None
 
+    @property
+    def measures_seconds(self) -> bool:
+        """Whether generations carry the wall seconds they took (False for stored ones), which a
+        `--budget-unit seconds` cap needs."""
+        return True
+
 
 
 class RewardModel(Component):
