@@ -112,6 +112,10 @@ class Registry:
         """All names of a kind."""
         return sorted(self._entries[kind])
 
+    def find(self, kind: str, name: str) -> Entry | None:
+        """The entry called `name`, or None."""
+        return self._entries[kind].get(name)
+
     def get(self, kind: str, name: str) -> Entry:
         """The entry called `name`, or a did-you-mean ConfigError."""
         try:
