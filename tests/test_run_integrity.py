@@ -229,3 +229,45 @@ def test_grade_cache_is_keyed_by_task_version(registry, tmp_path):
         assert not ModelCalls(changed, pool, cache, GenParams(), 0).grade_many([(changed.load()[0], "alpha")])[0].correct
     finally:
         TaskA.version = "1"
+
+
+# -- the same on the real code tasks (sandboxed grading) ----------------------------------------------
+def _codegen_pool(shared_data_dir: Path, out: Path) -> str:
+    """Two HumanEval problems from the real CodeGen-16B pool: HumanEval/22's sample 0 passes the
+    original tests but fails HumanEval+'s, its sample 5 passes both; HumanEval/0's sample 1 fails,
+    its sample 0 passes both."""
+    import gzip
+
+    src = shared_data_dir / "pools" / "humaneval_codegen16b_codet_verdicts.jsonl.gz"
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    rows = {r["task_id"]: r for r in (json.loads(line) for line in gzip.open(src, "rt"))}
+    picks = {"HumanEval/22": [0, 5], "HumanEval/0": [1, 0]}
+    return _pool(out, {pid: [rows[pid]["completions"][k] for k in ks] for pid, ks in picks.items()})
+
+
+@pytest.mark.slow
+def test_humaneval_scores_are_not_reused_for_humaneval_plus(registry, shared_data_dir, tmp_path, monkeypatch):
+    """The measured case of issue 9: with shared problem ids the oracle's humaneval verdicts made
+    best-of-2 on humaneval_plus 0.5 instead of 1.0. A resumed run then grades nothing again."""
+    from sandbox_support import BWRAP_SKIP
+
+    if BWRAP_SKIP:
+        pytest.skip(BWRAP_SKIP)
+    from prmbench.tasks.code_base import CodeTask
+
+    pool = _codegen_pool(shared_data_dir, tmp_path / "pool.jsonl")
+    spec = RunSpec(tasks=("humaneval", "humaneval_plus"), rms=("oracle",), strategies=("best_of_n",), budgets=(2,),
+                   policy=f"replay:{pool}")
+    out = Runner(spec, registry, tmp_path / "run").run()
+    assert _accuracy(out) == {("humaneval", "oracle"): 1.0, ("humaneval_plus", "oracle"): 1.0}
+    plus = next(c for c in load_run(out).cells if c.task == "humaneval_plus")
+    assert {r["problem_id"]: r["info"]["candidate_scores"] for r in plus.records} == {
+        "HumanEval/22": [0.0, 1.0], "HumanEval/0": [0.0, 1.0]}
+    judged: list[int] = []
+    real = CodeTask.grade_many
+    monkeypatch.setattr(CodeTask, "grade_many", lambda self, items: judged.append(len(items)) or real(self, items))
+    for cell in load_run(out).cells:  # lose every record: the resumed run re-solves all problems
+        (out / "cells" / cell.id / "samples.jsonl").unlink()
+    Runner(spec, registry, out, resume=True).run()
+    assert sum(judged) == 0 and _accuracy(out) == {("humaneval", "oracle"): 1.0, ("humaneval_plus", "oracle"): 1.0}
