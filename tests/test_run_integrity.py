@@ -160,6 +160,22 @@ def test_oracle_grades_the_text_that_is_finally_graded(registry, tmp_path):
         TaskA.references = {"p0": "alpha", "p1": "beta"}
 
 
+def test_score_command_oracle_grades_each_rows_own_text(registry, tmp_path):
+    from prmbench.scoring import score_samples
+
+    code = 'def f():\n    return """a\n\n\nb"""'
+    TaskA.references = {"p0": code, "p1": "beta"}
+    try:
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text(json.dumps({"problem_id": "p0", "completion": code}) + "\n"
+                        + json.dumps({"problem_id": "p1", "completion": "wrong"}) + "\n")
+        out = [r for chunk in score_samples(registry.build("rm", "oracle"), rows, task=registry.build("task", "task_a"))
+               for r in chunk]
+        assert [r["score"] for r in out] == [1.0, 0.0]
+    finally:
+        TaskA.references = {"p0": "alpha", "p1": "beta"}
+
+
 # -- item 9: caches keyed by the task ----------------------------------------------------------
 @pytest.mark.parametrize("rm", ["oracle", "task_aware"])
 def test_scores_are_not_shared_between_tasks_with_the_same_ids(registry, tmp_path, rm):
