@@ -336,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
     p.add_argument("--max-tokens", type=int, dest="max_tokens", help="max generated tokens per sample (default 512)")
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output (same flags)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
+                   "models/replay file and prmbench version, else exit 2 naming what differs")
     p.add_argument("--config", metavar="FILE.yaml", help="flags as YAML keys (flags given here win)")
     p.add_argument("--data-file", action="append", metavar="TASK=PATH", help="local data file for a task (repeatable)")
     for kind in ("task", "rm", "strategy", "policy"):

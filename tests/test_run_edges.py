@@ -154,6 +154,19 @@ def test_strategy_args_reach_the_strategies_that_take_them(spec, registry, tmp_p
     assert {c.strategy for c in load_run(out).cells} == {"best_of_n", "majority_vote"}
 
 
+def test_cli_strategy_args_for_a_mixed_strategy_list(spec, tmp_path, capsys):
+    from prmbench.cli import main
+
+    argv = ["run", "--tasks", "math500", "--rm", "random", "--budget", "2", "--policy", spec.policy,
+            "--data-file", f"math500={spec.data_files['math500']}", "--strategy", "best_of_n,majority_vote"]
+    assert main([*argv, "--strategy-args", "aggregation=min", "--output", str(tmp_path / "a")]) == 0
+    assert load_run(tmp_path / "a").run["components"]["strategies"]["best_of_n"]["config"]["aggregation"] == "min"
+    capsys.readouterr()
+    assert main([*argv, "--strategy-args", "mcts:c=2", "--output", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'mcts' is not a strategy of this run (best_of_n, majority_vote)" in err
+
+
 def test_named_component_args(registry):
     got = registry.distribute_args("strategy", ("best_of_n", "weighted_majority"),
                                    {"best_of_n:aggregation": "min", "aggregation": "prod"})
