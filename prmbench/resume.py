@@ -25,15 +25,17 @@ def check_resume(output: Path, old: Mapping[str, Any], new: Mapping[str, Any]) -
     `old` is the folder's run.json, `new` the run.json this invocation would write.
     """
     new = json.loads(json.dumps(new, default=str))  # compare as written: tuples as lists, objects as str
-    for what, before, now in _differences(old, new):
+    first = next(_differences(old, new), None)
+    if first is not None:
+        what, before, now = first
         where, before, now = _first_difference(before, now)
         raise ConfigError(f"cannot --resume {output}: {what}{where} differs from the run there "
                           f"({_short(before)} there, {_short(now)} now); {FIX}")
 
 
 def config_difference(old: Mapping[str, Any], spec: Any) -> str:
-    """" (FLAG: OLD there, NEW now)" for the first setting in which run.json's config differs from
-    `spec` (a RunSpec), or the two config hashes when no setting is recorded."""
+    """The suffix ` (FLAG: OLD there, NEW now)` naming the first setting in which run.json's
+    config differs from `spec` (a RunSpec); the two config hashes when no config is recorded."""
     before = old.get("config")
     if not isinstance(before, dict):
         return f" (hash {old.get('config_hash')} there, {spec.hash()} now)"
@@ -72,5 +74,6 @@ def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any]:
 
 def _short(value: Any) -> str:
     """A compact one-line rendering of a recorded value (long ones are cut)."""
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    one_line = isinstance(value, str) and "\n" not in value
+    text = value if one_line else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
