@@ -79,7 +79,7 @@ def measure_allowance(calls: ModelCalls, rm: RewardModel | None, problem: Proble
     meter.charge_generations(gens)
     if rm is not None:
         steps = [calls.task.split_steps(g.text) for g in gens]
-        meter.charge_scores(calls.score(rm, problem, steps))
+        meter.charge_scores(calls.score(rm, problem, steps, texts=[g.text for g in gens]))
     return meter.spend
 
 

@@ -36,6 +36,8 @@ EPILOG_RUN = """examples:
   # the same strategies under explicit caps: 2000 generated tokens, or 30 model-call seconds
   prmbench run ... --budget-unit tokens --budget 2000
   prmbench run ... --budget-unit seconds --budget 30
+  # component arguments: K=V reaches every strategy that takes K, NAME:K=V only NAME
+  prmbench run ... --strategy best_of_n,majority_vote,beam_search --strategy-args aggregation=min,beam_search:beam_width=2
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
@@ -334,12 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
     p.add_argument("--max-tokens", type=int, dest="max_tokens", help="max generated tokens per sample (default 512)")
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output (same flags)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
+                   "models/replay file and prmbench version, else exit 2 naming what differs")
     p.add_argument("--config", metavar="FILE.yaml", help="flags as YAML keys (flags given here win)")
     p.add_argument("--data-file", action="append", metavar="TASK=PATH", help="local data file for a task (repeatable)")
     for kind in ("task", "rm", "strategy", "policy"):
-        p.add_argument(f"--{kind}-args", dest=f"{kind}_args", metavar="K=V[,K=V]",
-                       help=f"arguments for every {kind} of the run, e.g. --{kind}-args key=value")
+        p.add_argument(f"--{kind}-args", dest=f"{kind}_args", metavar="[NAME:]K=V[,..]",
+                       help=f"{kind} arguments: K=V goes to every {kind} of the run that takes K (one that none "
+                            f"takes is an error), NAME:K=V to {kind} NAME only")
     _add_include(p)
     p.set_defaults(func=cmd_run)
 

@@ -1,23 +1,31 @@
 """What a strategy may use during one search: cached, metered access to policy and reward model.
 
-`ModelCalls` is shared by all cells of a run: it owns the policy, the reward models and the
-cache, so identical requests (same component, config, input, seed and sample index) are computed
-once per run, whichever strategy or budget asks. `SearchContext` is made per (cell, problem): it
-meters every generation and score it hands out, including those served from the cache, so the
-recorded spend is the compute the search consumed, not the compute this particular process did.
+`ModelCalls` is shared by all cells of a task in a run: it owns the policy, the reward models and
+the cache, so identical requests (same component, config, input, seed and sample index) are
+computed once per run, whichever strategy or budget asks. Scores and grades are keyed by the
+task's identity too (tasks such as humaneval and humaneval_plus share problem ids but not
+verdicts), and grades by the exact text graded, so a resumed run never re-judges a program.
+`SearchContext` is made per (cell, problem): it meters every generation and score it hands out,
+including those served from the cache, so the recorded spend is the compute the search consumed,
+not the compute this particular process did.
+
+References stay with the grader: prompts are built from, and reward models are handed, the
+problem's public view (`Problem.public_view`); a `GraderRewardModel` (the oracle) gets only the
+task's verdicts on each candidate's exact text.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from prmbench.aggregate import aggregate
 from prmbench.cache import Cache, cache_key
-from prmbench.interfaces import Policy, RewardModel, Task
-from prmbench.types import Budget, Candidate, GenRequest, Generation, Problem, RMOutput, Spend
+from prmbench.interfaces import GraderRewardModel, Policy, RewardModel, Task
+from prmbench.types import Budget, Candidate, GenRequest, Generation, Grade, Problem, RMOutput, Spend
 
 
 @dataclass(frozen=True)
@@ -44,13 +52,14 @@ class ModelCalls:
         self.cache = cache
         self.gen = gen
         self.run_seed = run_seed
+        self.task_id = task.cache_id()  # name, class, version and config (grader/judge versions)
 
     # -- generation -------------------------------------------------------------------------
     def request(self, problem: Problem, *, prefix: str = "", n: int = 1, start: int = 0,
                 stop: tuple[str, ...] = ()) -> GenRequest:
         """A request for samples start..start+n-1 of `problem`, continuing `prefix`."""
         return GenRequest(
-            messages=self.task.prompt(problem),
+            messages=self.task.prompt(problem.public_view()),
             prefix=prefix,
             n=n,
             temperature=self.gen.temperature,
@@ -97,15 +106,24 @@ class ModelCalls:
         return [[Generation.from_json(found[k]) for k in ks] for ks in keys]
 
     # -- scoring ----------------------------------------------------------------------------
-    def score(self, rm: RewardModel, problem: Problem, candidates: Sequence[Sequence[str]]) -> list[RMOutput]:
-        """Reward-model outputs for step lists, cached by (rm id, problem, steps)."""
-        keys = [cache_key("rm", rm.cache_id(), problem.id, list(steps)) for steps in candidates]
+    def score(self, rm: RewardModel, problem: Problem, candidates: Sequence[Sequence[str]],
+              texts: Sequence[str] | None = None) -> list[RMOutput]:
+        """Reward-model outputs for step lists, cached by (rm id, task id, problem, steps).
+
+        `texts` are the candidates' full texts (default: the joined steps). The reward model is
+        handed the public view of `problem`; a `GraderRewardModel` gets the task's verdicts on
+        `texts` instead (see `grade_many`).
+        """
+        if isinstance(rm, GraderRewardModel):
+            texts = list(texts) if texts is not None else [self.task.join_steps(s) for s in candidates]
+            return self._score_by_grades(rm, problem, texts)
+        keys = [cache_key("rm", rm.cache_id(), self.task_id, problem.id, list(steps)) for steps in candidates]
         found = self.cache.get_many(keys)
         todo = [(k, steps) for k, steps in zip(keys, candidates) if k not in found]
         if todo:
             uniq = dict(todo)
             t0 = time.perf_counter()
-            outs = rm.score(self.task, problem, list(uniq.values()))
+            outs = rm.score(self.task, problem.public_view(), list(uniq.values()))
             if len(outs) != len(uniq):
                 raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(uniq)} candidates")
             share = (time.perf_counter() - t0) / len(uniq)
@@ -114,6 +132,43 @@ class ModelCalls:
             self.cache.put_many(fresh)
             found.update(fresh)
         return [RMOutput.from_json(found[k]) for k in keys]
+
+    def _score_by_grades(self, rm: GraderRewardModel, problem: Problem, texts: Sequence[str]) -> list[RMOutput]:
+        graded = self._grades([(problem, t) for t in texts])
+        outs = rm.from_grades([g for g, _ in graded])
+        if len(outs) != len(texts):
+            raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(texts)} verdicts")
+        return [o if o.seconds else replace(o, seconds=sec) for o, (_, sec) in zip(outs, graded)]
+
+    # -- grading ----------------------------------------------------------------------------
+    def grade_many(self, items: Sequence[tuple[Problem, str]]) -> list[Grade]:
+        """The task's verdicts on (full problem, exact text) pairs, cached by (task id, problem,
+        text): a text the oracle already graded, or one graded before an interruption, is not
+        judged again. New texts are graded together (`Task.grade_many`: in parallel on a code
+        task's sandbox slots)."""
+        return [g for g, _ in self._grades(items)]
+
+    def _grades(self, items: Sequence[tuple[Problem, str]]) -> list[tuple[Grade, float]]:
+        """(verdict, grading seconds attributed to it) per item, through the cache."""
+        keys = [cache_key("grade", self.task_id, p.id, text) for p, text in items]
+        found = self.cache.get_many(keys)
+        todo = {k: item for k, item in zip(keys, items) if k not in found}
+        if todo:
+            t0 = time.perf_counter()
+            grades = self.task.grade_many(list(todo.values()))
+            if len(grades) != len(todo):
+                raise RuntimeError(f"task {self.task.name!r} returned {len(grades)} grades for {len(todo)} solutions")
+            share = (time.perf_counter() - t0) / len(todo)
+            fresh = {k: {**_json_safe(g.to_json()), "seconds": share} for k, g in zip(todo, grades)}
+            self.cache.put_many(fresh)
+            found.update(fresh)
+        return [(Grade.from_json(found[k]), float(found[k].get("seconds", 0.0))) for k in keys]
+
+
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` as it reads back from JSON (tuples as lists, other objects as strings), so a fresh
+    verdict and a cached one are identical."""
+    return json.loads(json.dumps(value, default=str))  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -156,7 +211,8 @@ class SearchContext:
         self.calls = calls
         self.task = calls.task
         self.rm = rm
-        self.problem = problem
+        self.problem = problem.public_view()  # what the strategy sees
+        self._graded_problem = problem  # the full problem, passed on only towards the grader
         self.budget = budget
         self.aggregation = aggregation or rm.aggregation
         self.meter = Meter(calls.policy.num_parameters, rm.num_parameters)
@@ -208,7 +264,8 @@ class SearchContext:
 
     def score(self, candidates: Sequence[Candidate]) -> list[Candidate]:
         """The candidates with `step_scores` and aggregated `score` filled in, metered."""
-        outs = self.calls.score(self.rm, self.problem, [c.steps for c in candidates])
+        outs = self.calls.score(self.rm, self._graded_problem, [c.steps for c in candidates],
+                                texts=[c.text for c in candidates])
         self.meter.charge_scores(outs)
         self.rm_truncated += sum(o.truncated for o in outs)
         return [

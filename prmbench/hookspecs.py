@@ -14,10 +14,12 @@ Example:
     def register_tasks(register):
         register("my_task", "my_package.tasks:MyTask", summary="what it measures")
 
-`register(name, factory, summary="", target=None)`: `factory` is a callable returning the
-component, or a "module:attribute" string imported only when the component is used (keeps
-`prmbench ls` fast). `target` names the factory argument that receives the part after a colon in
-a spec such as `hf:/models/tiny` (`target="model"`).
+`register(name, factory, summary="", target=None, override=False)`: `factory` is a callable
+returning the component, or a "module:attribute" string imported only when the component is
+used (keeps `prmbench ls` fast). `target` names the factory argument that receives the part after
+a colon in a spec such as `hf:/models/tiny` (`target="model"`). A name another plugin (a built-in
+included) already registered is refused, and the plugin skipped, unless `override=True` asks to
+replace it. A `@hookimpl` whose name is not one of the hooks below is reported the same way.
 """
 
 from __future__ import annotations

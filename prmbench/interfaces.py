@@ -153,6 +153,12 @@ class Policy(Component):
         """Problems this backend can serve (replay: those in its file); None means any."""
         return None
 
+    @property
+    def measures_seconds(self) -> bool:
+        """Whether generations carry the wall seconds they took (False for stored ones), which a
+        `--budget-unit seconds` cap needs."""
+        return True
+
 
 
 class RewardModel(Component):
@@ -172,7 +178,26 @@ class RewardModel(Component):
 
     @abstractmethod
     def score(self, task: Task, problem: Problem, candidates: Sequence[Sequence[str]]) -> list[RMOutput]:
-        """One RMOutput per candidate, with scores in [0, 1]."""
+        """One RMOutput per candidate, with scores in [0, 1].
+
+        In a run, `problem` is the public view (`Problem.public_view`): no reference, no
+        private metadata.
+        """
+
+
+class GraderRewardModel(RewardModel):
+    """A reward model whose scores are the task's own verdicts (the oracle): a selection ceiling.
+
+    In a run it never sees a reference: the runner grades each candidate's exact text with the
+    task's grader (the same text, and the same cached verdict, as the final grading of a chosen
+    candidate) and hands it only the verdicts (`from_grades`).
+    """
+
+    kind: ClassVar[str] = "orm"
+
+    @abstractmethod
+    def from_grades(self, grades: Sequence[Grade]) -> list[RMOutput]:
+        """One RMOutput per verdict."""
 
 
 class Strategy(Component):

@@ -11,7 +11,7 @@ import importlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -112,6 +112,10 @@ class Registry:
         """All names of a kind."""
         return sorted(self._entries[kind])
 
+    def find(self, kind: str, name: str) -> Entry | None:
+        """The entry called `name`, or None."""
+        return self._entries[kind].get(name)
+
     def get(self, kind: str, name: str) -> Entry:
         """The entry called `name`, or a did-you-mean ConfigError."""
         try:
@@ -146,6 +150,39 @@ class Registry:
             args[entry.target] = target
         args.update(overrides or {})
         return Resolved(kind=kind, spec=spec, family=entry, args=args)
+
+    def accepted_args(self, kind: str, spec: str) -> list[str] | None:
+        """The argument names the component `spec` resolves to takes (None: any, `**kwargs`)."""
+        factory = self.resolve(kind, spec).family.factory
+        if isinstance(factory, str):
+            factory = _import_factory(factory)
+        assert factory is not None
+        return _accepted(factory)
+
+    def distribute_args(self, kind: str, specs: Sequence[str], args: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Each component's share of one `--KIND-args` mapping.
+
+        `NAME:key=value` goes to component NAME only (the part before the last colon; it must be
+        one of `specs`). A plain `key=value` goes to every component that takes `key`; one that
+        none of them takes goes to all, so building names the component and what it accepts.
+        """
+        flag = f"--{_flag(kind)}-args"
+        targeted: dict[str, dict[str, Any]] = {s: {} for s in specs}
+        plain: dict[str, Any] = {}
+        for key, value in args.items():
+            name, sep, arg = str(key).rpartition(":")
+            if not sep:
+                plain[key] = value
+            elif name in targeted and arg:
+                targeted[name][arg] = value
+            else:
+                raise ConfigError(f"{flag} {key}={value}: {name!r} is not a {KIND_LABEL[kind]} of this run "
+                                  f"({', '.join(specs)}); write {flag} NAME:key=value with one of them, or key=value "
+                                  f"for every one that takes key")
+        accepted = {s: self.accepted_args(kind, s) for s in specs} if plain else {}
+        unclaimed = {k for k in plain if not any(a is None or k in a for a in accepted.values())}
+        return {s: {**{k: v for k, v in plain.items() if k in unclaimed or accepted[s] is None or k in accepted[s]},
+                    **targeted[s]} for s in specs}
 
     def build(self, kind: str, spec: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Resolve `spec` and construct the component, naming it after the spec."""
@@ -210,15 +247,22 @@ def _has_default(factory: Callable[..., Any], name: str) -> bool:
     return param is not None and param.default is not inspect.Parameter.empty
 
 
-def _check_args(factory: Callable[..., Any], args: Mapping[str, Any], kind: str, spec: str) -> None:
+def _accepted(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments `factory` takes, in order; None when it takes any (`**kwargs`, or
+    no signature to read)."""
     try:
-        sig = inspect.signature(factory)
+        params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        return
-    params = sig.parameters
+        return None
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+
+
+def _check_args(factory: Callable[..., Any], args: Mapping[str, Any], kind: str, spec: str) -> None:
+    accepted = _accepted(factory)
+    if accepted is None:
         return
-    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
     bad = [k for k in args if k not in accepted]
     if bad:
         raise ConfigError(

@@ -12,6 +12,7 @@ generation and score of the chunk in flight, and `resume=True` continues where i
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import platform
 import re
@@ -30,6 +31,7 @@ from prmbench.errors import ConfigError, PrmbenchError
 from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
 from prmbench.metrics import cell_metrics
 from prmbench.registry import Registry
+from prmbench.resume import check_resume, config_difference
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
                               read_jsonl, write_json_atomic)
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
@@ -103,9 +105,14 @@ class Cell:
 
     @property
     def id(self) -> str:
-        """A file-system-safe id, unique within a run (the budget prefixed by its unit)."""
+        """A file-system-safe id, unique within a run (the budget prefixed by its unit).
+
+        Names made only of safe characters are kept as they are; any other name is sanitised
+        and suffixed with a hash of the raw id, so `rm:a/b` and `rm:a_b` never share a folder.
+        """
         raw = f"{self.task}--{self.rm}--{self.strategy}--{self.unit}{self.budget}"
-        return re.sub(r"[^A-Za-z0-9._=-]+", "_", raw)
+        safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", raw)
+        return safe if safe == raw else f"{safe}-{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
 
 
 class _NoRM(RewardModel):
@@ -198,6 +205,14 @@ def check_compatible(spec: RunSpec, policy: Policy, strategies: Mapping[str, Str
     if stepwise and not policy.supports_stepwise:
         raise ConfigError(f"strategy {', '.join(stepwise)} generates step by step, but policy {policy.name!r} serves "
                           f"only whole stored solutions; use a live policy (hf:MODEL) or drop them from --strategy")
+    if spec.budget_unit == "flops" and not policy.num_parameters:
+        raise ConfigError(f"--budget-unit flops caps FLOPs = 2 x parameters x tokens, but policy {policy.name!r} "
+                          f"reports no parameter count, so its generations cost 0 FLOPs and no search would stop; "
+                          f"give it (e.g. --policy-args num_parameters=1500000000) or use --budget-unit tokens")
+    if spec.budget_unit == "seconds" and not policy.measures_seconds:
+        raise ConfigError(f"--budget-unit seconds caps measured model-call seconds, but policy {policy.name!r} "
+                          f"serves stored generations that take no time, so no search would stop; use "
+                          f"--budget-unit tokens (or flops with --policy-args num_parameters=...) or a live policy")
     unmatched = [n for n, st in strategies.items() if not st.uses_pool]
     if spec.budget_unit == "n" and unmatched and not policy.num_parameters:
         raise ConfigError(f"compute-matched budgets (--budget-unit n) need the policy's parameter count, but policy "
@@ -217,8 +232,8 @@ def prepare_output(output: Path, spec: RunSpec, resume: bool) -> dict[str, Any] 
             raise ConfigError(f"{output} already holds a run; pass --resume to continue it, "
                               f"or choose a new --output folder")
         if old.get("config_hash") != spec.hash():
-            raise ConfigError(f"{output} holds a run with a different configuration (hash {old.get('config_hash')} "
-                              f"vs {spec.hash()}); --resume needs exactly the same flags, or choose a new --output")
+            raise ConfigError(f"{output} holds a run with a different configuration{config_difference(old, spec)}; "
+                              f"--resume needs exactly the same flags, or choose a new --output")
         return old  # type: ignore[no-any-return]
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -249,15 +264,19 @@ class Runner:
     # -- set-up -----------------------------------------------------------------------------
     def _build(self) -> tuple[dict[str, Task], Policy, dict[str, RewardModel], dict[str, Strategy]]:
         reg, s = self.registry, self.spec
+        # --X-args: `key=value` for every component of the kind that takes it, `NAME:key=value` for one
+        task_args = reg.distribute_args("task", s.tasks, s.task_args)
         tasks = {}
         for t in s.tasks:
-            args = dict(s.task_args)
+            args = task_args[t]
             if t in s.data_files:
                 args["data_file"] = s.data_files[t]
             tasks[t] = reg.build("task", t, args)
-        strategies = {name: reg.build("strategy", name, s.strategy_args) for name in s.strategies}
-        rms = {name: reg.build("rm", name, s.rm_args) for name in s.rms}
-        policy = reg.build("policy", s.policy, s.policy_args)
+        strategy_args = reg.distribute_args("strategy", s.strategies, s.strategy_args)
+        strategies = {name: reg.build("strategy", name, strategy_args[name]) for name in s.strategies}
+        rm_args = reg.distribute_args("rm", s.rms, s.rm_args)
+        rms = {name: reg.build("rm", name, rm_args[name]) for name in s.rms}
+        policy = reg.build("policy", s.policy, reg.distribute_args("policy", (s.policy,), s.policy_args)[s.policy])
         return tasks, policy, rms, strategies
 
     def _load_problems(self, tasks: Mapping[str, Task], policy: Policy) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
@@ -315,6 +334,8 @@ class Runner:
             "cells": [{"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy, "budget": c.budget,
                        "budget_unit": c.unit, "policy": self.spec.policy} for c in cells],
         }
+        if old is not None:  # same flags (prepare_output); also the same data, models and prmbench
+            check_resume(self.output, old, run)
         write_json_atomic(self.output / RUN_FILE, run)
         cache = Cache(self.output / CACHE_FILE)
         gen = GenParams(self.spec.temperature, self.spec.top_p, self.spec.max_tokens)
@@ -394,11 +415,11 @@ class Runner:
 
     def _solve_many(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
                     problems: Sequence[Problem]) -> list[Record]:
-        """Search each problem, then grade the chosen solutions together (`Task.grade_many`:
-        code tasks judge them on all sandbox slots at once)."""
+        """Search each problem, then grade the chosen solutions together (`ModelCalls.grade_many`:
+        verdicts already cached are reused; code tasks judge the rest on all sandbox slots at once)."""
         searched = [self._search(cell, calls, rm, strategy, p) for p in problems]
         chosen = [(p, s[0].chosen_candidate) for p, s in zip(problems, searched)]
-        graded = iter(calls.task.grade_many([(p, c.text) for p, c in chosen if c is not None]))
+        graded = iter(calls.grade_many([(p, c.text) for p, c in chosen if c is not None]))
         grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for _, c in chosen]
         return [self._record(cell, p, *s, g) for p, s, g in zip(problems, searched, grades)]
 
@@ -413,7 +434,7 @@ class Runner:
         budget = make_budget(unit, cell.budget, allowance)
         ctx = SearchContext(calls, rm, problem, budget)
         t0 = time.perf_counter()
-        result = strategy.search(problem, ctx)
+        result = strategy.search(ctx.problem, ctx)  # the public view: references stay with the grader
         search_seconds = time.perf_counter() - t0
         return result, ctx, search_seconds, budget.max_flops if allowance is None else allowance.flops
 
@@ -445,10 +466,22 @@ def _dumps(obj: Any) -> str:
 
 
 def _drop_torn_tail(path: Path) -> None:
-    """Cut a half-written last line (left by a crash) so appended records start on a new line."""
+    """Make the samples file end with a newline before records are appended: a half-written last
+    line (left by a crash) is cut; a complete last record that lacks only its newline is kept
+    (`read_jsonl` counted it as done) and gets the newline."""
+    import json
+
     data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+    except ValueError:  # torn: that problem is recomputed
+        path.write_bytes(data[:cut])
+        return
+    with open(path, "ab") as f:
+        f.write(b"\n")
 
 
 def run(spec: RunSpec, registry: Registry, output: str | Path, resume: bool = False) -> Path:

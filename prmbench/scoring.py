@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 from prmbench.aggregate import aggregate
 from prmbench.errors import DataError
 from prmbench.evaluate import ID_FIELDS, TEXT_FIELDS, problem_of
-from prmbench.interfaces import RewardModel, Task
+from prmbench.interfaces import GraderRewardModel, RewardModel, Task
 from prmbench.jsonl import read_jsonl_rows
 from prmbench.types import Grade, Message, Problem, RMOutput
 
@@ -111,11 +111,15 @@ def parse_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, task: Task | 
     return out
 
 
-def _score_chunk(rm: RewardModel, task: Task, chunk: list[tuple[Problem, list[str]]]) -> list[RMOutput]:
+def _score_chunk(rm: RewardModel, task: Task, chunk: list[tuple[Problem, list[str]]],
+                 texts: Sequence[Any]) -> list[RMOutput]:
+    if isinstance(rm, GraderRewardModel):  # the task's verdicts on the rows' own texts (steps rows: joined)
+        return rm.from_grades(task.grade_many([(p, t if isinstance(t, str) else task.join_steps(steps))
+                                               for (p, steps), t in zip(chunk, texts)]))
     score_items = getattr(rm, "score_items", None)
     if score_items is not None:  # batched across problems
         return list(score_items(task, [(p.question, steps) for p, steps in chunk]))
-    return [rm.score(task, p, [steps])[0] for p, steps in chunk]
+    return [rm.score(task, p.public_view(), [steps])[0] for p, steps in chunk]  # references stay with the grader
 
 
 def score_samples(rm: RewardModel, samples: str | Path, task: Task | None = None,
@@ -127,7 +131,8 @@ def score_samples(rm: RewardModel, samples: str | Path, task: Task | None = None
     scoring_task = task if task is not None else StepsRowsTask()
     for start in range(0, len(rows), chunk_size):
         chunk = pairs[start:start + chunk_size]
-        outs = _score_chunk(rm, scoring_task, chunk)
+        outs = _score_chunk(rm, scoring_task, chunk,
+                            [None if "steps" in row else _first(row, TEXT_FIELDS) for _, row in rows[start:start + chunk_size]])
         yield [
             {**row, "step_scores": list(o.step_scores), "score": aggregate(o.step_scores, rm.aggregation),
              "truncated": o.truncated}

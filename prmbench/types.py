@@ -29,7 +29,9 @@ class Problem:
     `id` is the task's own id (for MATH-500 its `unique_id`). `question` is the text shown to the
     policy; `reference` the gold answer (math) or reference solution (code), used only by the
     grader and never shown to strategies; `metadata` holds task-specific fields (subject, level,
-    tests) as JSON-compatible values.
+    public examples) as JSON-compatible values. `private_metadata` names the metadata keys that
+    are as hidden as the reference (MATH-500's worked `solution`): strategies and reward models
+    get `public_view()`, which has neither.
     """
 
     id: str
@@ -37,6 +39,24 @@ class Problem:
     question: str
     reference: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    private_metadata: tuple[str, ...] = field(default=(), hash=False, compare=False)
+
+    @property
+    def is_public(self) -> bool:
+        """Whether this problem holds nothing hidden (no reference, no private metadata)."""
+        return self.reference is None and not self.private_metadata
+
+    def public_view(self) -> "Problem":
+        """The problem as strategies and reward models see it: no reference, no private metadata.
+
+        Only the task's grader reads the full problem (the oracle reward model only through the
+        grader, see `prmbench.context.ModelCalls.score`).
+        """
+        if self.is_public:
+            return self
+        hidden = set(self.private_metadata)
+        return Problem(id=self.id, task=self.task, question=self.question, reference=None,
+                       metadata={k: v for k, v in self.metadata.items() if k not in hidden})
 
 
 @dataclass(frozen=True)
@@ -202,6 +222,15 @@ class Grade:
 
     correct: bool
     details: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-compatible form (as cached and recorded)."""
+        return {"correct": bool(self.correct), "details": dict(self.details)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Grade":
+        """Inverse of `to_json`."""
+        return cls(correct=bool(d["correct"]), details=dict(d.get("details") or {}))
 
 
 @dataclass(frozen=True)

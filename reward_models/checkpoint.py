@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prmbench.errors import ConfigError, ModelLoadError
+from prmbench.hub import snapshot_commit
 from prmbench.policies.hf import _first_line, _is_pathlike, _offline
 
 #: Files a reward model needs from the Hub (no images, PDFs or other extras).
@@ -25,7 +26,8 @@ def resolve_checkpoint(spec: str, family: str, revision: str | None = None) -> t
     """The local folder of a checkpoint spec and, for Hub ids, the snapshot's commit.
 
     Raises ModelLoadError naming the fix: a missing local folder, a folder without config.json,
-    or a Hub id that cannot be fetched (offline, typo, gated).
+    a Hub id that cannot be fetched (offline, typo, gated), or a snapshot whose commit is unknown
+    (it would leave the revision out of the cache identity).
     """
     spec = str(spec).strip()
     if not spec:
@@ -50,7 +52,7 @@ def resolve_checkpoint(spec: str, family: str, revision: str | None = None) -> t
         raise ModelLoadError(f"cannot fetch reward model {spec!r} from the Hugging Face Hub: {_first_line(e)}. "
                              f"Either {hint}, or download it (`hf download {spec}`) and pass the folder: "
                              f"--rm {family}:/local/dir (for a preset: --rm-args checkpoint=/local/dir)") from None
-    return local, local.name if len(local.name) == 40 else None
+    return local, snapshot_commit(local, spec, revision, "--rm-args")
 
 
 def _weight_files(path: Path) -> list[Path]:

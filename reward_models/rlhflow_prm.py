@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 from prmbench.errors import ModelLoadError
 from prmbench.interfaces import Task
-from prmbench.reward_models.hf_rm import Encoded, HFRewardModel, label_token_head, locate_tokens
+from prmbench.reward_models.hf_rm import Encoded, FormatError, HFRewardModel, label_token_head, locate_tokens
 
 
 class RLHFlowPRM(HFRewardModel):
@@ -38,21 +38,30 @@ class RLHFlowPRM(HFRewardModel):
         return {"labels": [self.good_token, self.bad_token]}
 
     def encode(self, task: Task | None, question: str, steps: Sequence[str]) -> Encoded:
-        """One user turn per step, each answered "+"; read before every "+"."""
+        """One user turn per step, each answered "+"; read before every "+".
+
+        Each label's place is where the template opens that turn's assistant message (the
+        conversation up to the turn, rendered with the generation prompt), never a text search
+        that a template trimming contents (Llama 3.1 strips them) could send to another turn. A
+        template that does not render the label there, or whose conversation does not extend its
+        prefixes, is a FormatError naming the step.
+        """
         users = [question + " " + steps[0], *steps[1:]]
         conv: list[dict[str, str]] = []
+        heads: list[str] = []
         for u in users:
-            conv += [{"role": "user", "content": u}, {"role": "assistant", "content": self.good_token}]
+            conv.append({"role": "user", "content": u})
+            heads.append(self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True))
+            conv.append({"role": "assistant", "content": self.good_token})
         text = self.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=False)
-        spans, at = [], 0
-        for u in users:
-            i = text.find(u, at)
-            if i < 0:  # templates that trim message contents
-                u = u.strip()
-                i = text.find(u, at)
-            j = text.find(self.good_token, i + len(u)) if i >= 0 else -1
-            spans.append((j, j + len(self.good_token)))
-            at = max(j + len(self.good_token), at)
+        spans = []
+        for k, head in enumerate(heads, start=1):
+            end = len(head) + len(self.good_token)
+            if not text.startswith(head) or text[len(head):end] != self.good_token:
+                raise FormatError(f"{self.family}: the chat template does not render step {k}'s label "
+                                  f"{self.good_token!r} right where its assistant turn opens, so its score "
+                                  f"position is unknown; use the checkpoint's own Llama 3.1 chat template")
+            spans.append((len(head), end))
         ids, pos = locate_tokens(self.tokenizer, text, spans, self.label_ids[0], self.family)
         return Encoded(tuple(ids), tuple(p - 1 for p in pos))
 

@@ -61,9 +61,11 @@ class Math500Task(Task):
     `DataError` saying how to fix it.
 
     Each problem is ``Problem(id=unique_id, task="math500", question=problem, reference=answer,
-    metadata={"subject", "level", "solution"})``. Steps are blank-line separated blocks (the base
-    class default), the answer of a solution is its last ``\\boxed{}``, and grading compares it with
-    the reference through math-verify, each check bounded by `grading_timeout` seconds.
+    metadata={"subject", "level", "solution"}, private_metadata=("solution",))``:
+    strategies and reward models see its public view, without the answer and the worked solution.
+    Steps are blank-line separated blocks (the base class default), the answer of a solution is
+    its last ``\\boxed{}``, and grading compares it with the reference through math-verify, each
+    check bounded by `grading_timeout` seconds.
 
     `version` rule: bump it whenever anything that can change results changes: prompt wording,
     row parsing or ids, answer extraction, `answer_key`, equivalence or grading logic. A new
@@ -194,6 +196,7 @@ class Math500Task(Task):
             question=row["problem"],
             reference=row["answer"],
             metadata={"subject": row.get("subject"), "level": row.get("level"), "solution": row.get("solution")},
+            private_metadata=("solution",),
         )
 
     # -- prompting ---------------------------------------------------------------------------

@@ -97,6 +97,33 @@ def test_rlhflow_prm_reads_before_each_assistant_plus(rms):
     assert all(enc.ids[p + 2] == eot for p in enc.positions)  # "+" is the whole assistant turn
 
 
+def test_rlhflow_prm_positions_with_steps_the_template_trims(rms):
+    """Llama 3.1 templates trim message contents: an indented code step is not in the rendered text
+    verbatim, and its untrimmed form may occur in a later turn. Every label is still read where
+    its own turn's "+" is: the last position of that prefix conversation before "+<|eot_id|>"."""
+    rm = rms["rlhflow_prm"]
+    steps = ["Let x = 1.", "    return x", "def g():\n    return x", "def g():\n    return x", "Done."]
+    enc = rm.encode(None, QUESTION, steps)
+    tok, conv, want = rm.tokenizer, [], []
+    for k, s in enumerate(steps):
+        conv += [{"role": "user", "content": QUESTION + " " + s if k == 0 else s}, {"role": "assistant", "content": "+"}]
+        want.append(len(tok(tok.apply_chat_template(conv, tokenize=False), add_special_tokens=False)["input_ids"]) - 3)
+    assert list(enc.positions) == want
+
+
+def test_rlhflow_prm_refuses_a_template_that_moves_the_label(rms):
+    rm = rms["rlhflow_prm"]
+    real = rm.tokenizer.chat_template
+    rm.tokenizer.chat_template = real.replace("{{ message['content'] | trim }}",
+                                              "{% if message['role'] == 'assistant' %}[{% endif %}"
+                                              "{{ message['content'] | trim }}")
+    try:
+        with pytest.raises(FormatError, match="step 1's label '\\+'"):
+            rm.encode(None, QUESTION, STEPS)
+    finally:
+        rm.tokenizer.chat_template = real
+
+
 def test_value_head_prm_appends_the_step_token_id(rms):
     rm = rms["value_head_prm"]
     nl = rm.tokenizer("\n", add_special_tokens=False)["input_ids"]

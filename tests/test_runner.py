@@ -118,7 +118,7 @@ def test_chosen_solutions_are_graded_in_chunks(spec, registry, tmp_path, monkeyp
 
     monkeypatch.setattr(runner_mod, "GRADE_CHUNK", 3)
     monkeypatch.setattr(Math500Task, "grade_many", spy)
-    one = dataclasses.replace(spec, rms=("oracle",), strategies=("best_of_n",), budgets=(4,))
+    one = dataclasses.replace(spec, rms=("random",), strategies=("best_of_n",), budgets=(4,))
     out = Runner(one, registry, tmp_path / "run").run()
     assert sizes == [3] * (LIMIT // 3) + ([LIMIT % 3] if LIMIT % 3 else [])
     task = registry.build("task", "math500", {"data_file": spec.data_files["math500"]})

@@ -289,14 +289,10 @@ class HFPolicy(Policy):
             raise ModelLoadError(f"{self.model_spec!r} has no usable tokenizer")
         return tok
 
-    def _hub_commit(self) -> str | None:
-        try:
-            from transformers.utils.hub import cached_file, extract_commit_hash
+    def _hub_commit(self) -> str:
+        from prmbench.hub import hub_commit
 
-            resolved = cached_file(self._source, "config.json", revision=self.revision)
-            return extract_commit_hash(resolved, None)
-        except Exception:
-            return None
+        return hub_commit(self._source, self.revision, "--policy-args")
 
     def _collect_eos_ids(self) -> list[int]:
         ids: list[int] = []

@@ -124,6 +124,11 @@ class ReplayPolicy(Policy):
         """Only the problems stored in the file can be served."""
         return set(self._pool)
 
+    @property
+    def measures_seconds(self) -> bool:
+        """Stored generations take no time to serve: a seconds cap would never be reached."""
+        return False
+
     def num_completions(self, problem_id: str) -> int:
         """How many completions the file stores for `problem_id` (0 when absent)."""
         return len(self._pool.get(problem_id, ()))
