@@ -30,6 +30,8 @@ EPILOG_RUN = """examples:
   prmbench run --tasks math500 --policy replay:samples.jsonl.gz --rm random --strategy best_of_n_min --budget 4
   # continue an interrupted run (same flags)
   prmbench run ... --output runs/demo --resume
+  # search 32 problems at once, their generation and scoring batched together (same records)
+  prmbench run ... --strategy beam_search,mcts --concurrency 32
   # search strategies at compute matched to best-of-4 and best-of-16 (the default unit n)
   prmbench run --tasks math500 --policy hf:/models/tiny --rm random \
       --strategy best_of_n,weighted_majority,beam_search,mcts,dvts --budget 4,16 --limit 10
@@ -78,7 +80,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 # -- run --------------------------------------------------------------------------------------
 RUN_KEYS = {"tasks", "rm", "strategy", "budget", "policy", "limit", "seed", "output", "temperature", "top_p",
-            "max_tokens", "budget_unit", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path"}
+            "max_tokens", "budget_unit", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path",
+            "concurrency"}
 
 
 def _load_config(path: str | None) -> dict[str, Any]:
@@ -132,6 +135,13 @@ def _data_files(values: Any) -> dict[str, str]:
 
 def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
     """Merge --config YAML with flags (flags win) into a validated RunSpec and output folder."""
+    spec, out, _ = build_run(args)
+    return spec, out
+
+
+def build_run(args: argparse.Namespace) -> tuple[Any, Path, int | None]:
+    """Like `build_spec`, plus `--concurrency` (None: the policy's default); concurrency is not
+    part of the spec, since records are the same at any concurrency (a run may resume at another)."""
     from prmbench.runner import RunSpec, parse_budgets, split_list
 
     cfg = _load_config(args.config)
@@ -166,7 +176,10 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
     )
     spec.validate()
     out = pick("output") or f"runs/run-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    return spec, Path(out)
+    concurrency = pick("concurrency")
+    if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1):
+        raise ConfigError(f"--concurrency must be a positive integer, e.g. --concurrency 16 (got {concurrency!r})")
+    return spec, Path(out), concurrency
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -175,10 +188,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prmbench.results import load_run
     from prmbench.runner import Runner
 
-    spec, output = build_spec(args)
+    spec, output, concurrency = build_run(args)
     registry = _registry(spec.include_paths)
     try:
-        Runner(spec, registry, output, resume=args.resume).run()
+        Runner(spec, registry, output, resume=args.resume, concurrency=concurrency).run()
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
               f"plus --output {output} --resume", file=sys.stderr)
@@ -335,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
     p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
     p.add_argument("--max-tokens", type=int, dest="max_tokens", help="max generated tokens per sample (default 512)")
+    p.add_argument("--concurrency", type=int, metavar="K",
+                   help="problems of a cell searched at once, their model calls batched together; records are "
+                        "the same at any K (default: the policy's: 16 for hf and replay, 1 for others)")
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
                    "models/replay file and prmbench version, else exit 2 naming what differs")

@@ -114,30 +114,49 @@ class ModelCalls:
         handed the public view of `problem`; a `GraderRewardModel` gets the task's verdicts on
         `texts` instead (see `grade_many`).
         """
+        return self.score_many(rm, [(problem, candidates, texts)])[0]
+
+    def score_many(self, rm: RewardModel,
+                   groups: Sequence[tuple[Problem, Sequence[Sequence[str]], Sequence[str] | None]]) -> list[list[RMOutput]]:
+        """`score` for several (problem, candidates, texts) groups: what the cache lacks goes to
+        the reward model in one `RewardModel.score_many` call (one batch across problems)."""
         if isinstance(rm, GraderRewardModel):
-            texts = list(texts) if texts is not None else [self.task.join_steps(s) for s in candidates]
-            return self._score_by_grades(rm, problem, texts)
-        keys = [cache_key("rm", rm.cache_id(), self.task_id, problem.id, list(steps)) for steps in candidates]
-        found = self.cache.get_many(keys)
-        todo = [(k, steps) for k, steps in zip(keys, candidates) if k not in found]
-        if todo:
-            uniq = dict(todo)
+            all_texts = [list(texts) if texts is not None else [self.task.join_steps(s) for s in cands]
+                         for _, cands, texts in groups]
+            flat = iter(self._score_by_grades(rm, [(p, t) for (p, _, _), ts in zip(groups, all_texts) for t in ts]))
+            return [[next(flat) for _ in ts] for ts in all_texts]
+        rm_id = rm.cache_id()
+        keys = [[cache_key("rm", rm_id, self.task_id, p.id, list(steps)) for steps in cands] for p, cands, _ in groups]
+        found = self.cache.get_many(k for ks in keys for k in ks)
+        todo: list[dict[str, list[str]]] = []  # per group: cache key -> steps still to score
+        seen: set[str] = set()
+        for ks, (_, cands, _) in zip(keys, groups):
+            mine: dict[str, list[str]] = {}
+            for k, steps in zip(ks, cands):
+                if k not in found and k not in seen:
+                    seen.add(k)
+                    mine[k] = list(steps)
+            todo.append(mine)
+        n_todo = sum(len(m) for m in todo)
+        if n_todo:
+            asked = [(p.public_view(), list(m.values())) for (p, _, _), m in zip(groups, todo) if m]
             t0 = time.perf_counter()
-            outs = rm.score(self.task, problem.public_view(), list(uniq.values()))
-            if len(outs) != len(uniq):
-                raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(uniq)} candidates")
-            share = (time.perf_counter() - t0) / len(uniq)
-            outs = [o if o.seconds else replace(o, seconds=share) for o in outs]
-            fresh = {k: o.to_json() for k, o in zip(uniq, outs)}
+            outs = rm.score_many(self.task, asked)
+            if len(outs) != len(asked) or any(len(o) != len(a[1]) for o, a in zip(outs, asked)):
+                raise RuntimeError(f"reward model {rm.name!r} returned the wrong number of outputs "
+                                   f"for {n_todo} candidates")
+            share = (time.perf_counter() - t0) / n_todo
+            fresh = {k: (o if o.seconds else replace(o, seconds=share)).to_json()
+                     for m, group_outs in zip((m for m in todo if m), outs) for k, o in zip(m, group_outs)}
             self.cache.put_many(fresh)
             found.update(fresh)
-        return [RMOutput.from_json(found[k]) for k in keys]
+        return [[RMOutput.from_json(found[k]) for k in ks] for ks in keys]
 
-    def _score_by_grades(self, rm: GraderRewardModel, problem: Problem, texts: Sequence[str]) -> list[RMOutput]:
-        graded = self._grades([(problem, t) for t in texts])
+    def _score_by_grades(self, rm: GraderRewardModel, items: Sequence[tuple[Problem, str]]) -> list[RMOutput]:
+        graded = self._grades(items)
         outs = rm.from_grades([g for g, _ in graded])
-        if len(outs) != len(texts):
-            raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(texts)} verdicts")
+        if len(outs) != len(items):
+            raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(items)} verdicts")
         return [o if o.seconds else replace(o, seconds=sec) for o, (_, sec) in zip(outs, graded)]
 
     # -- grading ----------------------------------------------------------------------------

@@ -135,6 +135,9 @@ class Policy(Component):
     """
 
     supports_stepwise: ClassVar[bool] = True
+    default_concurrency: ClassVar[int] = 1
+    """Problems searched at once when `--concurrency` is not given: a backend that gains from
+    bigger batches (or serves concurrent requests) sets more."""
 
     @property
     def num_parameters(self) -> int:
@@ -183,6 +186,15 @@ class RewardModel(Component):
         In a run, `problem` is the public view (`Problem.public_view`): no reference, no
         private metadata.
         """
+
+    def score_many(self, task: Task, items: Sequence[tuple[Problem, Sequence[Sequence[str]]]]) -> list[list[RMOutput]]:
+        """`score` for several (problem, candidates) pairs at once, outputs per pair in order.
+
+        Concurrent searches hand the reward model all their candidates in one call; models that
+        batch across problems (the transformers engine) override this. Scores must not depend
+        on what else is in the call (batch invariance).
+        """
+        return [self.score(task, problem, candidates) for problem, candidates in items]
 
 
 class GraderRewardModel(RewardModel):

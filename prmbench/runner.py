@@ -3,10 +3,12 @@
 One policy serves the whole run. For each task, the samples that pool strategies (best-of-N,
 majority vote, ...) draw are generated once, as one pool of the largest size any cell needs, and
 shared by every budget and strategy through the cache; scores are cached per (reward model,
-problem, steps). Problems are searched in chunks of `GRADE_CHUNK`, whose chosen solutions are
-graded together (in parallel on a code task's sandbox slots) and appended to the cell's samples
-file at once; an interrupted run keeps every written record and, through the cache, every
-generation and score of the chunk in flight, and `resume=True` continues where it stopped.
+problem, steps). Up to `concurrency` problems of a cell are searched at once, their generation
+and scoring requests coalesced into shared backend calls (prmbench.scheduler; records are the
+same at every concurrency). Finished problems are graded in problem order, `GRADE_CHUNK` at a
+time (in parallel on a code task's sandbox slots), and appended to the cell's samples file at
+once; an interrupted run keeps every written record and, through the cache, every generation and
+score of the searches in flight, and `resume=True` continues where it stopped.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 from prmbench import __version__
 from prmbench.budgets import check_unit, definition, make_budget, measure_allowance, needs_allowance
@@ -31,6 +34,7 @@ from prmbench.errors import ConfigError, PrmbenchError
 from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
 from prmbench.metrics import cell_metrics
 from prmbench.registry import Registry
+from prmbench.scheduler import CoalescedCalls, Scheduler
 from prmbench.resume import check_resume, config_difference
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
                               read_jsonl, write_json_atomic)
@@ -252,8 +256,12 @@ class Runner:
     progress_enabled: ClassVar[Callable[[], bool]] = staticmethod(lambda: sys.stdout.isatty())
 
     def __init__(self, spec: RunSpec, registry: Registry, output: Path, resume: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, concurrency: int | None = None):
         spec.validate()
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise ConfigError(f"--concurrency must be a positive integer (got {concurrency!r})")
+        self.requested_concurrency = concurrency
+        self.concurrency = concurrency or 1
         self.spec = spec
         self.registry = registry
         self.output = Path(output)
@@ -309,6 +317,7 @@ class Runner:
         old = prepare_output(self.output, self.spec, self.resume)
         tasks, policy, rms, strategies = self._build()
         check_compatible(self.spec, policy, strategies)
+        self.concurrency = self.requested_concurrency or policy.default_concurrency
         problems, task_info = self._load_problems(tasks, policy)
         cells = expand_cells(self.spec, strategies)
         run = {
@@ -321,6 +330,7 @@ class Runner:
             "seed": self.spec.seed,
             "budget_unit": self.spec.budget_unit,
             "budget_definition": definition(self.spec.budget_unit),
+            "concurrency": self.concurrency,  # how it ran, not what it computed: records are the same at any K
             "versions": _versions(),
             "git": _git_revision(),
             "hardware": _hardware(),
@@ -394,14 +404,13 @@ class Runner:
         bar = _progress(len(problems), cell.id, self.show_progress)
         bar.update(len(problems) - len(todo))
         with open(samples_path, "a") as f:
-            for start in range(0, len(todo), GRADE_CHUNK):
-                for rec in self._solve_many(cell, calls, rm, strategy, todo[start:start + GRADE_CHUNK]):
-                    line = rec.to_json()
-                    f.write(_dumps(line) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    records.append(line)
-                    bar.update(1)
+            for rec in self._solve_many(cell, calls, rm, strategy, todo):
+                line = rec.to_json()
+                f.write(_dumps(line) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                records.append(line)
+                bar.update(1)
         bar.close()
         order = {p.id: i for i, p in enumerate(problems)}
         records = sorted((r for r in records if r["problem_id"] in order), key=lambda r: order[r["problem_id"]])
@@ -414,16 +423,36 @@ class Runner:
         self.log(f"{cell.id}: accuracy {acc:.3f} on {metrics['n']} problems" if acc is not None else f"{cell.id}: no records")
 
     def _solve_many(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
-                    problems: Sequence[Problem]) -> list[Record]:
-        """Search each problem, then grade the chosen solutions together (`ModelCalls.grade_many`:
-        verdicts already cached are reused; code tasks judge the rest on all sandbox slots at once)."""
-        searched = [self._search(cell, calls, rm, strategy, p) for p in problems]
-        chosen = [(p, s[0].chosen_candidate) for p, s in zip(problems, searched)]
-        graded = iter(calls.grade_many([(p, c.text) for p, c in chosen if c is not None]))
-        grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for _, c in chosen]
-        return [self._record(cell, p, *s, g) for p, s, g in zip(problems, searched, grades)]
+                    problems: Sequence[Problem]) -> Iterator[Record]:
+        """Records of `problems`, in their order: up to `concurrency` searches at once (their model
+        calls coalesced, see prmbench.scheduler); the chosen solutions of each `GRADE_CHUNK`
+        finished problems are graded together (`ModelCalls.grade_many`: verdicts already cached
+        are reused; code tasks judge the rest on all sandbox slots at once)."""
+        scheduler = Scheduler(calls, self.concurrency)
+        searched: dict[int, tuple[SearchResult, SearchContext, float, float | None]] = {}
+        done = 0
 
-    def _search(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
+        def grade(upto: int) -> list[Record]:
+            nonlocal done
+            part = [(problems[i], searched.pop(i)) for i in range(done, upto)]
+            done = upto
+            chosen = [s[0].chosen_candidate for _, s in part]
+            graded = iter(calls.grade_many([(p, c.text) for (p, _), c in zip(part, chosen) if c is not None]))
+            grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for c in chosen]
+            return [self._record(cell, p, *s, g) for (p, s), g in zip(part, grades)]
+
+        with closing(scheduler.map(problems, lambda _, p, c: self._search(cell, c, rm, strategy, p))) as results:
+            for i, result in results:
+                searched[i] = result
+                ready = done
+                while ready in searched:
+                    ready += 1
+                while ready - done >= GRADE_CHUNK:
+                    yield from grade(done + GRADE_CHUNK)
+        if done < len(problems):
+            yield from grade(len(problems))
+
+    def _search(self, cell: Cell, calls: ModelCalls | CoalescedCalls, rm: RewardModel, strategy: Strategy,
                 problem: Problem) -> tuple[SearchResult, SearchContext, float, float | None]:
         """Run the strategy on one problem under the cell's budget: (result, context, search
         seconds, allowance FLOPs)."""

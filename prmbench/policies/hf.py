@@ -178,6 +178,7 @@ class HFPolicy(Policy):
     """
 
     version = "1"
+    default_concurrency = 16  # concurrent searches fill batches: ~9x the tokens/s of 4 rows
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 16,
                  revision: str | None = None, trust_remote_code: bool = False, chat_template: bool = True):
