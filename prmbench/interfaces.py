@@ -190,9 +190,12 @@ class RewardModel(Component):
     def score_many(self, task: Task, items: Sequence[tuple[Problem, Sequence[Sequence[str]]]]) -> list[list[RMOutput]]:
         """`score` for several (problem, candidates) pairs at once, outputs per pair in order.
 
-        Concurrent searches hand the reward model all their candidates in one call; models that
-        batch across problems (the transformers engine) override this. Scores must not depend
-        on what else is in the call (batch invariance).
+        Concurrent searches hand the reward model all their candidates in one call. Records must
+        be the same at any concurrency, so an override may batch across problems only if a
+        candidate's scores stay bit-identical whatever else is in the batch. The transformers
+        engine (reward_models/hf_rm.py) keeps the default: its scores move in the last bits
+        (~1e-7) with padding and batch mates, so it scores each problem's candidates as at
+        concurrency 1 (the policy is where concurrent searches fill big batches).
         """
         return [self.score(task, problem, candidates) for problem, candidates in items]
 

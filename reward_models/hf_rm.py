@@ -244,11 +244,6 @@ class HFRewardModel(RewardModel):
         """Scores of each candidate's steps for `problem` (see the module docstring)."""
         return self.score_items(task, [(problem.question, list(c)) for c in candidates])
 
-    def score_many(self, task: Task, items: Sequence[tuple[Problem, Sequence[Sequence[str]]]]) -> list[list[RMOutput]]:
-        """All candidates of all problems scored together (one batch across problems)."""
-        flat = iter(self.score_items(task, [(p.question, list(c)) for p, cands in items for c in cands]))
-        return [[next(flat) for _ in cands] for _, cands in items]
-
     def score_items(self, task: Task | None, items: Sequence[tuple[str, Sequence[str]]]) -> list[RMOutput]:
         """Score many (question, steps) pairs at once, batched across questions; outputs in input order."""
         import torch
