@@ -82,7 +82,7 @@ class BeamSearch(StepwiseStrategy):
     of width M") and to M otherwise, where the meter decides how far the search gets.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, beam_width: int | None = None, expansions: int = 4, max_depth: int = 32,
                  aggregation: str | None = None):

@@ -52,7 +52,7 @@ class DVTS(StepwiseStrategy):
     meter decides how far the search gets.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, subtrees: int | None = None, expansions: int = 4, max_depth: int = 32,
                  aggregation: str | None = None):

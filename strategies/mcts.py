@@ -75,7 +75,7 @@ class MCTS(StepwiseStrategy):
     Every rule falls back to the best unfinished (truncated) candidate when nothing completed.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, c: float = 1.0, expansions: int = 4, max_depth: int = 32, leaf_eval: str = "prm",
                  final: str = "best", aggregation: str | None = None):
@@ -113,7 +113,7 @@ class MCTS(StepwiseStrategy):
             leaf.children.append(child)
             if child.dead:
                 finals.append(cand)
-        self._backup(leaf, len(kids), sum(ch.value_sum for ch in leaf.children[-len(kids):]) if kids else 0.0)
+        self._backup(leaf, len(kids), sum(leaf_value(c) for c in kids))  # the children's initial visits
         if self.leaf_eval != "rollout" or exp.exhausted():
             return
         live = [ch for ch in leaf.children if not ch.dead]

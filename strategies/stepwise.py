@@ -11,8 +11,12 @@ new prefixes with the reward model. A continuation's finish reason decides the c
   solution; the path ends there as a truncated candidate.
 
 Expansions draw fresh sample indices from 2**20 upwards (pool samples use 0..N-1), one per
-sample in the order the search asks, so every expansion has its own deterministic seed, the same
-search replays identically, and searches that ask the same thing share the cache.
+sample in the order the search draws them, so every expansion has its own deterministic seed, the
+same search replays identically, and searches that ask the same thing share the cache.
+
+Under a cap (unit n's allowance, or tokens | flops | seconds) every unit of work (one sample plus
+its score) is sized to what the rest of the budget affords (`Expander`, prmbench.strategies.sizing):
+spend exceeds the cap by at most one sample plus its score.
 """
 
 from __future__ import annotations
