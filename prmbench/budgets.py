@@ -27,11 +27,12 @@ BUDGET_UNITS: tuple[str, ...] = ("n", "nominal", "tokens", "flops", "seconds")
 """Accepted values of --budget-unit; `n` is the default."""
 
 OVERSHOOT_BOUND = (
-    "a search checks the meter before every unit of work and stops at the first check where spend "
-    "has reached the allowance, so it may finish the unit in flight: spend - allowance < the cost of "
-    "one unit = one step expansion (k next-step samples of at most --max-tokens tokens each plus RM "
-    "scoring of the k new prefixes) or one MCTS rollout (one full sample plus its scoring); pool "
-    "strategies under an explicit cap draw one sample (plus its scoring) per unit"
+    "the unit of work is one sample plus its score; a search starts a unit only while spend is below the "
+    "allowance, and step-level searches size every unit to what the rest affords (an expansion draws only "
+    "the samples that fit, the last one possibly with a shortened token limit; an MCTS rollout runs with the "
+    "tokens the rest pays for, or is skipped), so spend - allowance <= the cost of one sample plus its score "
+    "(recorded per search as info.max_unit_flops); pool strategies under an explicit cap draw one sample "
+    "(plus its scoring) per unit"
 )
 
 BUDGET_DEFINITIONS: dict[str, str] = {

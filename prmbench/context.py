@@ -56,15 +56,16 @@ class ModelCalls:
 
     # -- generation -------------------------------------------------------------------------
     def request(self, problem: Problem, *, prefix: str = "", n: int = 1, start: int = 0,
-                stop: tuple[str, ...] = ()) -> GenRequest:
-        """A request for samples start..start+n-1 of `problem`, continuing `prefix`."""
+                stop: tuple[str, ...] = (), max_tokens: int | None = None) -> GenRequest:
+        """A request for samples start..start+n-1 of `problem`, continuing `prefix`, of at most
+        `max_tokens` tokens each (default: the run's --max-tokens; a search may ask for fewer)."""
         return GenRequest(
             messages=self.task.prompt(problem.public_view()),
             prefix=prefix,
             n=n,
             temperature=self.gen.temperature,
             top_p=self.gen.top_p,
-            max_tokens=self.gen.max_tokens,
+            max_tokens=self.gen.max_tokens if max_tokens is None else min(max_tokens, self.gen.max_tokens),
             stop=stop,
             seed=derive_seed(self.run_seed, problem.id) + start,
             sample_index=start,
@@ -257,9 +258,25 @@ class SearchContext:
             or (b.max_seconds is not None and s.seconds >= b.max_seconds)
         )
 
-    def generate(self, prefix: str = "", n: int = 1, start: int = 0, stop: tuple[str, ...] = ()) -> list[Generation]:
-        """Sample n continuations of `prefix` (sample indices start..start+n-1), metered."""
-        req = self.calls.request(self.problem, prefix=prefix, n=n, start=start, stop=stop)
+    def headroom(self) -> dict[str, float]:
+        """What the budget still affords, per cap it sets: {"flops" | "tokens" | "seconds": the cap
+        minus the spend so far} (<= 0: that cap is reached; empty: an uncapped budget). Searches use
+        it to size their next unit of work so that it does not start larger than the rest."""
+        b, s = self.budget, self.meter.spend
+        out: dict[str, float] = {}
+        if b.max_flops is not None:
+            out["flops"] = b.max_flops - s.flops
+        if b.max_tokens is not None:
+            out["tokens"] = float(b.max_tokens - s.generated_tokens)
+        if b.max_seconds is not None:
+            out["seconds"] = b.max_seconds - s.seconds
+        return out
+
+    def generate(self, prefix: str = "", n: int = 1, start: int = 0, stop: tuple[str, ...] = (),
+                 max_tokens: int | None = None) -> list[Generation]:
+        """Sample n continuations of `prefix` (sample indices start..start+n-1), metered; each of at
+        most `max_tokens` tokens (default and upper limit: the run's --max-tokens)."""
+        req = self.calls.request(self.problem, prefix=prefix, n=n, start=start, stop=stop, max_tokens=max_tokens)
         gens = self.calls.generate([req], [self.problem.id])[0]
         self.meter.charge_generations(gens)
         return gens
@@ -283,11 +300,16 @@ class SearchContext:
 
     def score(self, candidates: Sequence[Candidate]) -> list[Candidate]:
         """The candidates with `step_scores` and aggregated `score` filled in, metered."""
+        return self.score_with_flops(candidates)[0]
+
+    def score_with_flops(self, candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[float]]:
+        """Like `score`, plus the reward-model FLOPs charged for each candidate."""
         outs = self.calls.score(self.rm, self._graded_problem, [c.steps for c in candidates],
                                 texts=[c.text for c in candidates])
         self.meter.charge_scores(outs)
         self.rm_truncated += sum(o.truncated for o in outs)
-        return [
+        scored = [
             replace(c, step_scores=o.step_scores, score=aggregate(o.step_scores, self.aggregation))
             for c, o in zip(candidates, outs)
         ]
+        return scored, [2.0 * self.meter.rm_params * o.tokens for o in outs]

@@ -7,26 +7,39 @@
 #    on the spot (plumbing check; accuracy ~0).
 #  - Elsewhere: the Hugging Face hub defaults (HuggingFaceH4/MATH-500, Qwen/Qwen2.5-Math-1.5B-Instruct,
 #    the math_prm preset: Qwen/Qwen2.5-Math-PRM-7B).
-# Override with PRMBENCH_POLICY=hf:ID_OR_DIR, PRMBENCH_RM=SPEC, PRMBENCH_LIMIT=K, PRMBENCH_OUTPUT=DIR.
+# Override with PRMBENCH_POLICY=hf:ID_OR_DIR, PRMBENCH_RM=SPEC, PRMBENCH_LIMIT=K, PRMBENCH_MAX_TOKENS=T,
+# PRMBENCH_OUTPUT=DIR; each is independent of the others (set any subset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
+# Each override is independent: the policy and the reward model are chosen separately, and a
+# component not overridden keeps its default for the data source in use.
+offline=0
+if [ -n "${PRMBENCH_DATA_DIR:-}" ]; then
+  offline=1
+  export HF_DATASETS_OFFLINE=1
+  # the built-in tiny models need no hub; an overridden model may be a hub id
+  [ -z "${PRMBENCH_POLICY:-}${PRMBENCH_RM:-}" ] && export HF_HUB_OFFLINE=1
+fi
 if [ -n "${PRMBENCH_POLICY:-}" ]; then
   policy="$PRMBENCH_POLICY"
-elif [ -n "${PRMBENCH_DATA_DIR:-}" ]; then
+elif [ "$offline" = 1 ]; then
   tok=()
   [ -n "${PRMBENCH_MODELS_DIR:-}" ] && [ -d "$PRMBENCH_MODELS_DIR/Qwen__Qwen2.5-7B-Instruct" ] && tok=(--tokenizer "$PRMBENCH_MODELS_DIR/Qwen__Qwen2.5-7B-Instruct")
   [ -f runs/tiny-model/config.json ] || python -m prmbench.testing tiny-model runs/tiny-model "${tok[@]}"
   policy="hf:runs/tiny-model"
-  [ -f runs/tiny-prm/config.json ] || python -m prmbench.testing tiny-rm --family qwen_prm runs/tiny-prm
-  rm_spec="qwen_prm:runs/tiny-prm"
-  export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 else
   policy="hf:Qwen/Qwen2.5-Math-1.5B-Instruct"
+fi
+if [ -n "${PRMBENCH_RM:-}" ]; then
+  rm_spec="$PRMBENCH_RM"
+elif [ "$offline" = 1 ]; then
+  [ -f runs/tiny-prm/config.json ] || python -m prmbench.testing tiny-rm --family qwen_prm runs/tiny-prm
+  rm_spec="qwen_prm:runs/tiny-prm"
+else
   rm_spec="math_prm"
 fi
-rm_spec="${PRMBENCH_RM:-$rm_spec}"
 out="${PRMBENCH_OUTPUT:-runs/main-$(date +%Y%m%d-%H%M%S)}"
 prmbench run --tasks math500 --policy "$policy" --rm "$rm_spec",oracle \
   --strategy best_of_n,majority_vote,weighted_majority,beam_search,mcts,dvts \

@@ -17,9 +17,10 @@ def search_rounds(ctx: SearchContext, exp: Expander, roots: int, first_k: int, k
     """Expand live partial solutions round by round until none is left or the budget is spent.
 
     Round 0 expands the empty solution `roots` times with `first_k` samples each (fresh seeds
-    every time); later rounds expand every live solution with `k`. The meter is asked before
-    every expansion, so no unit of work is larger than max(first_k, k) samples plus their
-    scoring; when it says stop, the
+    every time); later rounds expand every live solution with `k`. The expander is asked before
+    every expansion and sizes each one to what the allowance affords (near the end: fewer
+    samples, or a shorter last step), so spend exceeds the allowance by at most one sample plus
+    its score; when it says stop, the
     round ends there and what is still live becomes unfinished (truncated) candidates. The final
     choice is the highest aggregated score among finished candidates (complete solutions; the
     truncated only when nothing finished). `info["rounds"]` lists per round the number of
@@ -33,7 +34,7 @@ def search_rounds(ctx: SearchContext, exp: Expander, roots: int, first_k: int, k
         groups: list[list[Candidate]] = []
         leftover: list[Candidate] = []
         for i, parent in enumerate(live):
-            if ctx.exhausted():
+            if exp.exhausted():
                 stopped, leftover = True, [p for p in live[i:] if p is not None]
                 break
             groups.append(exp.expand(parent, first_k if parent is None else k))
@@ -71,15 +72,17 @@ class BeamSearch(StepwiseStrategy):
     children that ended the solution (eos) are kept aside as complete, children cut by the
     length limit (or reaching `max_depth`) aside as truncated; the best B live children (by
     aggregated score, ties to the earliest) are the next beams. The search ends when no beam is
-    live or the meter reports the budget spent (checked before every beam expansion; the
-    expansion in flight finishes). The answer is the complete candidate with the highest
-    aggregated score (a truncated one only when none completed).
+    live or the budget is spent: checked before every beam expansion, and each expansion draws
+    only the samples the rest of the allowance affords (the last one may be shrunk to fewer
+    samples or a shorter step), so spend exceeds the allowance by at most one sample plus its
+    score. The answer is the complete candidate with the highest aggregated score (a truncated
+    one only when none completed).
 
     `beam_width` (B) defaults to N // M for budget N in unit nominal (the literature's "N beams
     of width M") and to M otherwise, where the meter decides how far the search gets.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, beam_width: int | None = None, expansions: int = 4, max_depth: int = 32,
                  aggregation: str | None = None):

@@ -43,15 +43,16 @@ class DVTS(StepwiseStrategy):
     steps, scores them with the reward model and follows the best one greedily (see
     `greedy_per_subtree`). A subtree ends when its best child completes the solution or is
     truncated (length limit or `max_depth`); the search ends when no subtree is live or the
-    meter reports the budget spent (checked before every expansion; the one in flight
-    finishes). The answer is the complete candidate with the highest aggregated score (a
-    truncated one only when none completed).
+    budget is spent (checked before every expansion; the last expansion is shrunk to what the
+    allowance affords: fewer samples or a shorter step, so spend exceeds the allowance by at most
+    one sample plus its score). The answer is the complete candidate with the highest aggregated
+    score (a truncated one only when none completed).
 
     `subtrees` (S) defaults to N // M for budget N in unit nominal and to M otherwise, where the
     meter decides how far the search gets.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, subtrees: int | None = None, expansions: int = 4, max_depth: int = 32,
                  aggregation: str | None = None):

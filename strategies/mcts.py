@@ -27,6 +27,7 @@ class _Node:
     children: list["_Node"] = field(default_factory=list)
     visits: int = 0
     value_sum: float = 0.0
+    rollouts: int = 0  # rollouts run from this node (each one visit of it)
     expanded: bool = False
     dead: bool = False  # nothing left to explore below (finished, truncated, or all children dead)
 
@@ -48,15 +49,21 @@ class MCTS(StepwiseStrategy):
     child with the highest Q + c * sqrt(ln N_parent / N_child) (Q: mean backed-up value; ties to
     the earliest child; dead subtrees are skipped), then expands the leaf with k sampled next
     steps (`expansions`), which the reward model scores. Each child starts with one visit whose
-    value is its aggregated score (0 for a truncated step). The leaf's simulation value is, with
-    `leaf_eval="prm"`, the mean of its children's values; with `leaf_eval="rollout"`, the RM
-    score of one full continuation of its best live child (the rollout is a complete candidate,
-    and it is metered like everything else). The value is backed up as a running mean to the
-    root. Finished and truncated children are terminal.
+    value is its aggregated score (0 for a truncated step), and these initial visits are backed
+    up: the leaf and every ancestor gain k visits and the children's values, so a node's N is
+    its own visit plus its children's N (plus its rollouts). With `leaf_eval="rollout"` the best
+    live child is then continued to a full solution (one sample, metered like everything else;
+    the rollout is a complete candidate), and the rollout's RM score is backed up as one more
+    visit from that child (the child, the leaf and every ancestor). Finished and truncated
+    children are terminal.
 
-    Simulations run until the meter reports the budget spent (checked before every expansion
-    and every rollout; the unit in flight finishes), or the whole tree is explored; in unit
-    `nominal` the search runs N simulations. The answer, by `final`:
+    Simulations run until the budget is spent, or the whole tree is explored; in unit `nominal`
+    the search runs N simulations. Every expansion draws only the samples the rest of the
+    allowance affords (the last one may be shrunk to fewer samples or a shorter step); a rollout
+    runs with the tokens the rest pays for (a rollout cut short by that limit is kept as a
+    candidate but its value is not backed up) or is skipped when the rest pays for nothing.
+    Spend therefore exceeds the allowance by at most one sample plus its score. The answer, by
+    `final`:
 
     - "best": the complete candidate with the highest aggregated score;
     - "visits": follow the most-visited child from the root (ties to the earliest) to a leaf;
@@ -68,7 +75,7 @@ class MCTS(StepwiseStrategy):
     Every rule falls back to the best unfinished (truncated) candidate when nothing completed.
     """
 
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(self, c: float = 1.0, expansions: int = 4, max_depth: int = 32, leaf_eval: str = "prm",
                  final: str = "best", aggregation: str | None = None):
@@ -95,29 +102,39 @@ class MCTS(StepwiseStrategy):
             node = max(options, key=lambda ch: ch.q + self.c * math.sqrt(log_n / ch.visits))
         return node
 
-    def _expand(self, exp: Expander, ctx: SearchContext, leaf: _Node, finals: list[Candidate]) -> float | None:
+    def _expand(self, exp: Expander, leaf: _Node, finals: list[Candidate]) -> None:
+        """One simulation's expansion of `leaf` (and rollout), with its backups."""
         kids = exp.expand(leaf.cand, self.expansions)
+        if not kids and exp.exhausted():
+            return  # the allowance paid for nothing: the leaf stays unexpanded
         leaf.expanded = True
         for cand in kids:
             child = _Node(cand, parent=leaf, visits=1, value_sum=leaf_value(cand), dead=not is_live(cand))
             leaf.children.append(child)
             if child.dead:
                 finals.append(cand)
-        if not kids:
-            return 0.0
-        if self.leaf_eval == "rollout":
-            live = [ch for ch in leaf.children if not ch.dead]
-            if live and not ctx.exhausted():
-                best = min(range(len(live)), key=lambda i: (-live[i].q, i))
-                roll = exp.rollout(live[best].cand)  # type: ignore[arg-type]
-                finals.append(roll)
-                return leaf_value(roll)
-        return sum(leaf_value(k) for k in kids) / len(kids)
+        self._backup(leaf, len(kids), sum(leaf_value(c) for c in kids))  # the children's initial visits
+        if self.leaf_eval != "rollout" or exp.exhausted():
+            return
+        live = [ch for ch in leaf.children if not ch.dead]
+        if not live:
+            return
+        best = live[min(range(len(live)), key=lambda i: (-live[i].q, i))]
+        done = exp.rollout(best.cand)  # type: ignore[arg-type]
+        if done is None:
+            return
+        roll, valued = done
+        finals.append(roll)
+        if valued:
+            best.rollouts += 1
+            self._backup(best, 1, leaf_value(roll))
 
     @staticmethod
-    def _backup(node: _Node | None, value: float) -> None:
+    def _backup(node: _Node | None, visits: int, value: float) -> None:
+        """Add `visits` visits of total value `value` to `node` and its ancestors, marking nodes
+        whose children are all dead as dead."""
         while node is not None:
-            node.visits += 1
+            node.visits += visits
             node.value_sum += value
             if node.expanded and all(ch.dead for ch in node.children):
                 node.dead = True
@@ -132,16 +149,16 @@ class MCTS(StepwiseStrategy):
         sims = 0
         stopped = False
         while not root.dead and sims < limit:
-            if ctx.exhausted():
+            if exp.exhausted():
                 stopped = True
                 break
-            leaf = self._select(root)
-            self._backup(leaf, self._expand(exp, ctx, leaf, finals))
+            self._expand(exp, self._select(root), finals)
             sims += 1
         cands, chosen = self._choose(ctx, problem, root, finals)
         return SearchResult(candidates=tuple(cands), chosen=chosen,
-                            info={"simulations": sims, "stopped_by_budget": stopped, "tree_exhausted": root.dead,
-                                  "final": self.final, **exp.info(), "aggregation": ctx.aggregation})
+                            info={"simulations": sims, "stopped_by_budget": stopped or exp.exhausted(),
+                                  "tree_exhausted": root.dead, "final": self.final, "root_visits": root.visits,
+                                  **exp.info(), "aggregation": ctx.aggregation})
 
     # -- the final answer ----------------------------------------------------------------------
     def _choose(self, ctx: SearchContext, problem: Problem, root: _Node,

@@ -11,30 +11,51 @@ new prefixes with the reward model. A continuation's finish reason decides the c
   solution; the path ends there as a truncated candidate.
 
 Expansions draw fresh sample indices from 2**20 upwards (pool samples use 0..N-1), one per
-sample in the order the search asks, so every expansion has its own deterministic seed, the same
-search replays identically, and searches that ask the same thing share the cache.
+sample in the order the search draws them, so every expansion has its own deterministic seed, the
+same search replays identically, and searches that ask the same thing share the cache.
+
+Under a cap (unit n's allowance, or tokens | flops | seconds) every unit of work (one sample plus
+its score) is sized to what the rest of the budget affords (`Expander`, prmbench.strategies.sizing):
+spend exceeds the cap by at most one sample plus its score.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
 
 from prmbench.aggregate import check_aggregation
 from prmbench.context import SearchContext
 from prmbench.errors import ConfigError
 from prmbench.interfaces import Strategy
-from prmbench.types import Budget, Candidate
+from prmbench.strategies.sizing import UnitPrice, plan_samples
+from prmbench.types import Budget, Candidate, Generation
 
 STEP_INDEX_BASE = 1 << 20
 """First sample index of step expansions (pool samples use 0..N-1)."""
 
 
-class Expander:
-    """Metered step expansions and rollouts of one search, with their unit costs.
+@dataclass(frozen=True)
+class _Drawn:
+    """One sample of a unit of work: the generation, its child (None: an empty continuation,
+    dropped unscored) and what the sample plus its score cost in FLOPs."""
 
-    Every call is one unit of work for the budget check: strategies ask `ctx.exhausted()`
-    before each. `max_unit_flops` is the most one unit cost, the bound on overshoot.
+    gen: Generation
+    child: Candidate | None
+    flops: float
+
+
+class Expander:
+    """Metered step expansions and rollouts of one search, sized to the remaining allowance.
+
+    The unit of work is one sample plus its score. Before drawing, the expander asks
+    `plan_samples` (prmbench.strategies.sizing) what the rest of the budget affords: an expansion
+    draws its k samples in batches that surely fit, and near the end fewer samples or one sample
+    with a shortened token limit (a "shorter step"); a rollout is drawn with what the rest pays
+    for, or skipped. Once the rest cannot pay for even a one-token sample (within half its cost),
+    the expander reports `exhausted()` and draws nothing more. Strategies ask `exhausted()`
+    before each expansion and rollout. Spend therefore exceeds a cap by at most one sample plus
+    its score; `max_unit_flops` records the largest such unit of the search.
     """
 
     def __init__(self, ctx: SearchContext, max_depth: int):
@@ -42,8 +63,21 @@ class Expander:
         self.task = ctx.task
         self.max_depth = max_depth
         self.next_index = STEP_INDEX_BASE
-        self.units = 0
+        self.samples = 0
+        self.expansions = 0
+        self.rollouts = 0
+        self.shortened = 0  # samples drawn with a token limit below --max-tokens to fit the allowance
+        self.skipped_rollouts = 0
         self.max_unit_flops = 0.0
+        self.stopped = False  # the rest of the allowance cannot pay for another sample
+        self._prompt: dict[str, int] = {}  # prefix -> its exact prompt tokens (measured)
+        self._prompt_base: int | None = None  # prompt tokens beyond a prefix's generated tokens
+        self._rm_base: int | None = None  # RM tokens of a candidate beyond its generated tokens
+        self._sample_seconds = 0.0
+
+    def exhausted(self) -> bool:
+        """Whether the search must stop: the meter reached a cap, or the rest pays for nothing."""
+        return self.stopped or self.ctx.exhausted()
 
     def _prefix(self, steps: Sequence[str]) -> str:
         return self.task.join_steps(steps) + self.task.step_delimiter if steps else ""
@@ -59,45 +93,106 @@ class Expander:
         return Candidate(steps=steps, text=text, finish_reason=finish,  # type: ignore[arg-type]
                          completion_tokens=tokens, answer=self.task.extract_answer(text))
 
-    def _charge_unit(self, before: float) -> None:
-        self.units += 1
-        self.max_unit_flops = max(self.max_unit_flops, self.ctx.spend.flops - before)
+    def price(self, prefix: str, path_tokens: int) -> UnitPrice | None:
+        """Estimated cost of one sample continuing `prefix` (after `path_tokens` generated tokens)
+        plus its score, from this search's measurements; None before anything was measured."""
+        prompt = self._prompt.get(prefix)
+        if prompt is None and self._prompt_base is not None:
+            prompt = self._prompt_base + path_tokens
+        if prompt is None:
+            return None
+        p2, r2 = 2.0 * self.ctx.meter.policy_params, 2.0 * self.ctx.meter.rm_params
+        rm = (self._rm_base or 0) + path_tokens
+        return UnitPrice(fixed_flops=p2 * prompt + r2 * rm, flops_per_token=p2 + r2, seconds=self._sample_seconds)
+
+    def _draw(self, prefix: str, path_tokens: int, k: int, stop: tuple[str, ...],
+              child_of: Callable[[Generation], Candidate | None]) -> list[_Drawn]:
+        """Up to k samples continuing `prefix`, each turned into a child (`child_of`) and scored,
+        in batches the allowance affords (see the class docstring)."""
+        out: list[_Drawn] = []
+        max_tokens = self.ctx.calls.gen.max_tokens
+        while len(out) < k:
+            plan = plan_samples(self.ctx.headroom(), k - len(out), max_tokens, self.price(prefix, path_tokens))
+            if plan is None:
+                self.stopped = True
+                break
+            m, cap = plan
+            seconds0 = self.ctx.spend.seconds
+            gens = self.ctx.generate(prefix=prefix, n=m, start=self._indices(m), stop=stop, max_tokens=cap)
+            kids = [child_of(g) for g in gens]
+            scored, rm_flops = self.ctx.score_with_flops([c for c in kids if c is not None])
+            self._learn(prefix, path_tokens, gens, scored, rm_flops, (self.ctx.spend.seconds - seconds0) / m)
+            it = iter(zip(scored, rm_flops))
+            p2 = 2.0 * self.ctx.meter.policy_params
+            for g, kid in zip(gens, kids):
+                child, flops = next(it) if kid is not None else (None, 0.0)
+                drawn = _Drawn(g, child, p2 * (g.prompt_tokens + g.completion_tokens) + flops)
+                self.max_unit_flops = max(self.max_unit_flops, drawn.flops)
+                out.append(drawn)
+            self.samples += m
+            self.shortened += m if cap < max_tokens else 0
+        return out
+
+    def _learn(self, prefix: str, path_tokens: int, gens: Sequence[Generation], scored: Sequence[Candidate],
+               rm_flops: Sequence[float], seconds: float) -> None:
+        """Update the cost estimates from a batch just drawn and scored."""
+        self._prompt[prefix] = gens[0].prompt_tokens
+        base = gens[0].prompt_tokens - path_tokens
+        self._prompt_base = base if self._prompt_base is None else max(self._prompt_base, base)
+        r2 = 2.0 * self.ctx.meter.rm_params
+        for cand, flops in zip(scored, rm_flops):
+            extra = round(flops / r2) - cand.completion_tokens if r2 > 0 else 0
+            self._rm_base = extra if self._rm_base is None else max(self._rm_base, extra)
+        self._sample_seconds = max(self._sample_seconds, seconds)
 
     def expand(self, parent: Candidate | None, k: int) -> list[Candidate]:
-        """k scored children of `parent` (None: the empty solution), each one step longer.
+        """Up to k scored children of `parent` (None: the empty solution), each one step longer.
 
-        A continuation that holds no step is charged and dropped (so fewer than k children may
-        come back), except that an empty continuation ending in eos completes the parent: the
-        policy ended the solution there, and that complete solution is the child.
+        Fewer than k come back when the allowance affords fewer samples (none: the expander is
+        then exhausted), and when a continuation holds no step: it is charged and dropped,
+        except that an empty continuation ending in eos completes the parent (the policy ended
+        the solution there, and that complete solution is the child).
         """
-        before = self.ctx.spend.flops
         steps = parent.steps if parent is not None else ()
         tokens = parent.completion_tokens if parent is not None else 0
-        gens = self.ctx.generate(prefix=self._prefix(steps), n=k, start=self._indices(k),
-                                 stop=(self.task.step_delimiter,))
-        children = []
-        for g in gens:
+
+        def child_of(g: Generation) -> Candidate | None:
             new = tuple(self.task.split_steps(g.text))
             if new or (steps and g.finish_reason == "eos"):
-                children.append(self._candidate(steps + new, g.finish_reason, tokens + g.completion_tokens))
-        children = self.ctx.score(children) if children else []
-        self._charge_unit(before)
-        return children
+                return self._candidate(steps + new, g.finish_reason, tokens + g.completion_tokens)
+            return None
 
-    def rollout(self, parent: Candidate) -> Candidate:
-        """One full continuation of `parent` to the end of a solution, scored by the RM."""
-        before = self.ctx.spend.flops
+        drawn = self._draw(self._prefix(steps), tokens, k, (self.task.step_delimiter,), child_of)
+        self.expansions += bool(drawn)
+        return [d.child for d in drawn if d.child is not None]
+
+    def rollout(self, parent: Candidate) -> tuple[Candidate, bool] | None:
+        """One full continuation of `parent` to the end of a solution, scored by the RM, and
+        whether it ended on its own terms (False: cut by a token limit the allowance shortened,
+        so its value says nothing about the parent); None when the allowance cannot pay for it."""
         prefix = self._prefix(parent.steps)
-        g = self.ctx.generate(prefix=prefix, n=1, start=self._indices(1))[0]
-        cand = self.ctx.to_candidate(g, prefix=prefix)
-        cand = replace(cand, completion_tokens=parent.completion_tokens + g.completion_tokens)
-        cand = self.ctx.score([cand])[0]
-        self._charge_unit(before)
-        return cand
+
+        def child_of(g: Generation) -> Candidate:
+            cand = self.ctx.to_candidate(g, prefix=prefix)
+            return replace(cand, completion_tokens=parent.completion_tokens + g.completion_tokens)
+
+        shortened = self.shortened
+        drawn = self._draw(prefix, parent.completion_tokens, 1, (), child_of)
+        if not drawn:
+            self.skipped_rollouts += 1
+            return None
+        self.rollouts += 1
+        roll = drawn[0].child
+        assert roll is not None
+        return roll, not (self.shortened > shortened and roll.finish_reason == "length")
 
     def info(self) -> dict[str, Any]:
-        """Counts for the record: units of work and the largest unit's FLOPs."""
-        return {"units": self.units, "max_unit_flops": self.max_unit_flops}
+        """Counts for the record: samples drawn (units of work), expansions, rollouts, samples
+        shortened and rollouts skipped to fit the allowance, and the largest unit's FLOPs (one
+        sample plus its score: the bound on overshoot)."""
+        return {"units": self.samples, "expansions": self.expansions, "rollouts": self.rollouts,
+                "shortened": self.shortened, "skipped_rollouts": self.skipped_rollouts,
+                "max_unit_flops": self.max_unit_flops}
 
 
 def unfinished(cand: Candidate) -> Candidate:

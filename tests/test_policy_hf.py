@@ -134,9 +134,26 @@ def test_padded_prefill_logits_match_unpadded(policy):
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
         padded = model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                       past_key_values=DynamicCache(config=model.config)).logits[1, -1]
+                       **{policy._cache_kwarg(model): DynamicCache(config=model.config)}).logits[1, -1]
         alone = model(input_ids=torch.tensor([short])).logits[0, -1]
     assert torch.allclose(padded, alone, atol=1e-5, rtol=0)
+
+
+def test_generation_uses_no_deprecated_transformers_argument(policy):
+    """`past_key_values` on forward is deprecated (removed in transformers 5.40): decoding must use
+    the current cache argument, so a routine upgrade cannot break generation. Every deprecation
+    warning transformers raises during generation is an error here."""
+    import warnings
+
+    reqs = [GenRequest(messages=MSGS_A, n=2, max_tokens=6, seed=11), GenRequest(messages=MSGS_B, max_tokens=4, seed=5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        out = policy.generate(reqs)
+    for req, gens in zip(reqs, out):
+        assert len(gens) == req.n
+        assert all(g.completion_tokens == req.max_tokens or g.finish_reason != "length" for g in gens)
+    assert_same(out[0], policy.generate([reqs[0]])[0])
 
 
 def test_rows_finish_independently(policy):

@@ -227,6 +227,7 @@ class HFPolicy(Policy):
         self._model: Any = None
         self._num_params: int | None = None
         self._keeps: bool | None = None  # whether model.forward takes logits_to_keep
+        self._cache_name: str | None = None  # the keyword model.forward takes its KV cache under
         self._eos_ids = self._collect_eos_ids()
         self._has_template = bool(getattr(self.tokenizer, "chat_template", None))
 
@@ -533,8 +534,8 @@ class HFPolicy(Policy):
         """Run the model on `ids`; returns float32 logits of the last position, shape [rows, vocab]."""
         import torch
 
-        kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                      past_key_values=cache, use_cache=True)
+        kwargs: dict[str, Any] = dict(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        kwargs[self._cache_kwarg(model)] = cache
         if self._keeps_logits(model):
             kwargs["logits_to_keep"] = 1
         logits = model(**kwargs).logits[:, -1, :].float()
@@ -542,6 +543,19 @@ class HFPolicy(Policy):
         if logits.shape[-1] > n_vocab:  # padded embedding rows are not tokens: never sample them
             logits[:, n_vocab:] = -torch.inf
         return logits
+
+    def _cache_kwarg(self, model: Any) -> str:
+        """The name under which `model.forward` takes the KV cache: `cache` (transformers >= 5.x,
+        where `past_key_values` is deprecated and removed in 5.40) or `past_key_values` (older)."""
+        if self._cache_name is None:
+            import inspect
+
+            try:
+                params = inspect.signature(model.forward).parameters
+            except (TypeError, ValueError):
+                params = {}
+            self._cache_name = "cache" if "cache" in params else "past_key_values"
+        return self._cache_name
 
     def _keeps_logits(self, model: Any) -> bool:
         if self._keeps is None:
