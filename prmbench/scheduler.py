@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, Sequence, TypeVar
 
-from prmbench.context import ModelCalls
+from prmbench.context import GenParams, ModelCalls
 from prmbench.interfaces import Policy, RewardModel, Task
 from prmbench.types import GenRequest, Generation, Grade, Problem, RMOutput
 
@@ -64,10 +64,14 @@ class CoalescedCalls:
         self.task: Task = scheduler.calls.task
         self.policy: Policy = scheduler.calls.policy
 
-    def request(self, problem: Problem, *, prefix: str = "", n: int = 1, start: int = 0,
-                stop: tuple[str, ...] = ()) -> GenRequest:
-        """See `ModelCalls.request`."""
-        return self._scheduler.calls.request(problem, prefix=prefix, n=n, start=start, stop=stop)
+    @property
+    def gen(self) -> GenParams:
+        """The run's sampling settings (see `ModelCalls.gen`)."""
+        return self._scheduler.calls.gen
+
+    def request(self, problem: Problem, **options: Any) -> GenRequest:
+        """See `ModelCalls.request` (local: it only builds the request)."""
+        return self._scheduler.calls.request(problem, **options)
 
     def generate(self, requests: Sequence[GenRequest], problem_ids: Sequence[str]) -> list[list[Generation]]:
         """See `ModelCalls.generate`; served from the next coalesced backend call."""
