@@ -16,9 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
 from contextlib import closing
@@ -33,6 +31,7 @@ from prmbench.context import GenParams, ModelCalls, SearchContext
 from prmbench.errors import ConfigError, PrmbenchError
 from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
 from prmbench.metrics import cell_metrics
+from prmbench.provenance import provenance
 from prmbench.registry import Registry
 from prmbench.scheduler import CoalescedCalls, Scheduler
 from prmbench.resume import check_resume, config_difference
@@ -135,7 +134,7 @@ def expand_cells(spec: RunSpec, strategies: Mapping[str, Strategy]) -> list[Cell
     seen: set[Cell] = set()
     for t in spec.tasks:
         for s in spec.strategies:
-            rms = spec.rms if getattr(strategies[s], "uses_rm", True) else (NO_RM,)
+            rms = spec.rms if strategies[s].uses_rm else (NO_RM,)
             for r in rms:
                 for b in spec.budgets:
                     c = Cell(t, r, s, b, spec.budget_unit)
@@ -149,58 +148,6 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
-
-
-def _versions() -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    out: dict[str, str | None] = {"python": platform.python_version(), "prmbench": __version__}
-    for pkg in ("torch", "transformers", "datasets", "math-verify", "pluggy", "numpy", "vllm"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def _git_revision() -> dict[str, Any]:
-    src = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return {"revision": None}
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None}
-
-
-def _hardware() -> dict[str, Any]:
-    hw: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
-                          "cpu": _cpu_model(), "cpu_count": os.cpu_count()}
-    try:
-        hw["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    try:
-        import torch
-
-        hw["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # torch missing or broken CUDA: hardware info is best effort
-        hw["cuda"] = []
-    return hw
-
-
-def _cpu_model() -> str | None:
-    """The CPU model name (Linux /proc/cpuinfo; else platform.processor()), for seconds budgets."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def check_compatible(spec: RunSpec, policy: Policy, strategies: Mapping[str, Strategy]) -> None:
@@ -266,7 +213,7 @@ class Runner:
         self.registry = registry
         self.output = Path(output)
         self.resume = resume
-        self.log = log or (lambda msg: print(msg, flush=True))
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.show_progress = Runner.progress_enabled()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -331,9 +278,7 @@ class Runner:
             "budget_unit": self.spec.budget_unit,
             "budget_definition": definition(self.spec.budget_unit),
             "concurrency": self.concurrency,  # how it ran, not what it computed: records are the same at any K
-            "versions": _versions(),
-            "git": _git_revision(),
-            "hardware": _hardware(),
+            **provenance(),
             "plugins": self.registry.plugins,
             "components": {
                 "policy": {**policy.identity(), "num_parameters": policy.num_parameters},
@@ -461,7 +406,7 @@ class Runner:
         if needs_allowance(unit):
             allowance = measure_allowance(calls, rm if cell.rm != NO_RM else None, problem, cell.budget)
         budget = make_budget(unit, cell.budget, allowance)
-        ctx = SearchContext(calls, rm, problem, budget)
+        ctx = SearchContext(calls, rm, problem, budget, aggregation=strategy.aggregation)
         t0 = time.perf_counter()
         result = strategy.search(ctx.problem, ctx)  # the public view: references stay with the grader
         search_seconds = time.perf_counter() - t0
@@ -477,8 +422,8 @@ class Runner:
                 "finish_reason": chosen.finish_reason if chosen is not None else None,
                 "candidate_scores": [c.score for c in result.candidates],
                 "candidate_answers": [c.answer for c in result.candidates]}
-        if ctx.rm_truncated:  # inputs longer than the reward model reads: scored on their leading steps only
-            info["rm_truncated"] = ctx.rm_truncated
+        if ctx._rm_truncated:  # inputs longer than the reward model reads: scored on their leading steps only
+            info["rm_truncated"] = ctx._rm_truncated
         return Record(problem_id=problem.id, task=cell.task, rm=cell.rm, strategy=cell.strategy, budget=cell.budget,
                       seed=self.spec.seed, correct=bool(grade.correct),
                       answer=chosen.answer if chosen is not None else None,
