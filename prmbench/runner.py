@@ -20,16 +20,17 @@ import re
 import sys
 import time
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from prmbench import __version__
-from prmbench.budgets import check_unit, definition, make_budget, measure_allowance, needs_allowance
+from prmbench.budgets import definition, make_budget, measure_allowance, needs_allowance
 from prmbench.cache import Cache
-from prmbench.context import GenParams, ModelCalls, SearchContext
-from prmbench.errors import ConfigError, PrmbenchError
-from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
+from prmbench.config import RunConfig, RunSpec, parse_budgets, split_list  # noqa: F401 (re-exported)
+from prmbench.context import ModelCalls, SearchContext
+from prmbench.errors import ConfigError
+from prmbench.interfaces import Policy, RewardModel, Strategy, Task
 from prmbench.metrics import cell_metrics
 from prmbench.provenance import provenance
 from prmbench.registry import Registry
@@ -44,57 +45,6 @@ NO_RM = "none"
 
 #: Problems searched before their chosen solutions are graded together (and their records written).
 GRADE_CHUNK = 8
-
-@dataclass(frozen=True)
-class RunSpec:
-    """A fully resolved run configuration; its hash identifies the run for --resume."""
-
-    tasks: tuple[str, ...]
-    rms: tuple[str, ...]
-    strategies: tuple[str, ...]
-    budgets: tuple[int, ...]
-    policy: str
-    limit: int | None = None
-    seed: int = 0
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 512
-    task_args: Mapping[str, Any] = field(default_factory=dict)
-    rm_args: Mapping[str, Any] = field(default_factory=dict)
-    strategy_args: Mapping[str, Any] = field(default_factory=dict)
-    policy_args: Mapping[str, Any] = field(default_factory=dict)
-    data_files: Mapping[str, str] = field(default_factory=dict)
-    include_paths: tuple[str, ...] = ()
-    budget_unit: str = "n"
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-compatible form (as stored in run.json)."""
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    def hash(self) -> str:
-        """Hash of everything that affects results."""
-        return config_hash(self.to_json())
-
-    def validate(self) -> None:
-        """Reject empty lists, bad budgets and sampling settings with a clear message."""
-        for label, items in (("--tasks", self.tasks), ("--rm", self.rms), ("--strategy", self.strategies)):
-            if not items:
-                raise ConfigError(f"{label} is empty: name at least one (see `prmbench ls`)")
-        if not self.budgets or any(b < 1 for b in self.budgets):
-            raise ConfigError(f"--budget must be positive integers, e.g. --budget 1,4,16 (got {list(self.budgets)})")
-        check_unit(self.budget_unit)
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be a positive integer (got {self.limit})")
-        if self.temperature < 0 or not (0 < self.top_p <= 1) or self.max_tokens < 1:
-            raise ConfigError("sampling settings out of range: need --temperature >= 0, 0 < --top-p <= 1, --max-tokens >= 1")
-        unknown = sorted(set(self.data_files) - set(self.tasks))
-        if unknown:
-            raise ConfigError(f"--data-file names task(s) {', '.join(unknown)} that are not in --tasks {','.join(self.tasks)}")
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -200,7 +150,7 @@ def prepare_output(output: Path, spec: RunSpec, resume: bool) -> dict[str, Any] 
 class Runner:
     """Executes a RunSpec into a run directory."""
 
-    progress_enabled: ClassVar[Callable[[], bool]] = staticmethod(lambda: sys.stdout.isatty())
+    progress_enabled: ClassVar[Callable[[], bool]] = staticmethod(lambda: sys.stderr.isatty())
 
     def __init__(self, spec: RunSpec, registry: Registry, output: Path, resume: bool = False,
                  log: Callable[[str], None] | None = None, concurrency: int | None = None):
@@ -293,7 +243,7 @@ class Runner:
             check_resume(self.output, old, run)
         write_json_atomic(self.output / RUN_FILE, run)
         cache = Cache(self.output / CACHE_FILE)
-        gen = GenParams(self.spec.temperature, self.spec.top_p, self.spec.max_tokens)
+        gen = self.spec.gen_params()
         try:
             for tname, task in tasks.items():
                 calls = ModelCalls(task, policy, cache, gen, self.spec.seed)
@@ -458,37 +408,7 @@ def _drop_torn_tail(path: Path) -> None:
         f.write(b"\n")
 
 
-def run(spec: RunSpec, registry: Registry, output: str | Path, resume: bool = False) -> Path:
+def run(spec: RunConfig, registry: Registry, output: str | Path, resume: bool = False,
+        concurrency: int | None = None) -> Path:
     """Python API: execute `spec` into `output` (see Runner)."""
-    return Runner(spec, registry, Path(output), resume=resume).run()
-
-
-def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
-    """Split a comma list (or accept a YAML list) into names, rejecting empty entries."""
-    if text is None:
-        return ()
-    items = text.split(",") if isinstance(text, str) else [str(x) for x in text]
-    out = tuple(i.strip() for i in items)
-    if any(not i for i in out):
-        raise ConfigError(f"{flag} has an empty entry in {text!r}; write names separated by single commas")
-    return out
-
-
-def parse_budgets(text: str | Iterable[Any]) -> tuple[int, ...]:
-    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`) into positive integers.
-
-    Anything else is a clear error.
-    """
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out = []
-    for item in items:
-        s = str(item).strip()
-        try:
-            value = int(s) if s.isdigit() else int(float(s)) if float(s).is_integer() else 0
-        except (ValueError, OverflowError):
-            value = 0
-        if value < 1:
-            raise PrmbenchError(f"malformed --budget entry {s!r}: budgets are positive whole numbers, e.g. "
-                                f"--budget 1,4,16 (FLOPs caps may be written 2e9)")
-        out.append(value)
-    return tuple(out)
+    return Runner(spec, registry, Path(output), resume=resume, concurrency=concurrency).run()
