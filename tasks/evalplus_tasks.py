@@ -38,15 +38,12 @@ on the trusted side).
 from __future__ import annotations
 
 import ast
-import builtins
 import gzip
 import hashlib
 import json
-import math
 import os
 import re
 import secrets
-import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -57,6 +54,7 @@ from prmbench import code_judge as cj
 from prmbench.env import env_flag
 from prmbench.jsonl import read_jsonl_rows
 from prmbench.errors import ConfigError, DataError
+from prmbench.tasks.assertion_expr import check_holds, parse_check
 from prmbench.tasks.code_base import CodeTask, is_bare_body
 from prmbench.types import Grade, Problem
 
@@ -267,23 +265,13 @@ def mbpp_public_examples(prompt: str, entry: str) -> list[dict[str, Any]]:
                 out.append({"args": cj.encode_value(args), "expected": cj.encode_value(expected), "source": stripped})
             else:
                 check = ast.unparse(_Call2Out(call).visit(t))
-                out.append({"args": cj.encode_value(args), "check": check, "source": stripped})
+                item = {"args": cj.encode_value(args), "source": stripped}
+                if parse_check(check) is not None:  # else shown without a checkable value
+                    item["check"] = check
+                out.append(item)
         except cj.UnsupportedValue:
             continue
     return out
-
-
-_CHECK_BUILTINS = {name: getattr(builtins, name)
-                   for name in ("set", "frozenset", "len", "abs", "sorted", "list", "tuple", "dict", "round",
-                                "min", "max", "sum", "all", "any", "isinstance", "int", "float", "str", "bool")}
-
-
-def _run_check(check: str, value: Any) -> bool:
-    """Evaluate a trusted dataset assertion expression on a decoded (builtin) value."""
-    try:
-        return bool(eval(check, {"__builtins__": _CHECK_BUILTINS, "math": math, "sys": sys}, {"_out": value}))  # noqa: S307
-    except Exception:
-        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -560,7 +548,7 @@ class _FunctionTask(CodeTask):
             elif rec.kind not in ("value", "not_none"):
                 out.append((False, obs))
             elif "check" in ex:
-                out.append((_run_check(ex["check"], rec.value), obs))
+                out.append((check_holds(ex["check"], rec.value), obs))
             else:
                 comp = cj.EvalplusComparator(self.dataset, ep, float(problem.metadata.get("atol") or 0))
                 out.append((comp.matches(rec, cj.decode_value(ex["expected"]), args), obs))
