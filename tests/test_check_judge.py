@@ -110,6 +110,24 @@ ATTACKS_0 = {
               "def _attach():\n"
               "    libc = ctypes.CDLL(None, use_errno=True)\n"
               "    return libc.ptrace(16, os.getppid(), 0, 0) == 0 or libc.ptrace(0x4206, os.getppid(), 0, 0) == 0\n"),
+    "steal_parent_fds": probe(
+        "_steal()",
+        setup="import ctypes\n"
+              "def _steal():\n"
+              "    libc = ctypes.CDLL(None, use_errno=True)\n"
+              "    pfd = libc.syscall(434, os.getppid(), 0)  # pidfd_open\n"
+              "    if pfd < 0:\n        return False\n"
+              "    return any(libc.syscall(438, pfd, fd, 0) >= 0 for fd in range(16))  # pidfd_getfd\n"),
+    "read_parent_memory": probe(
+        "_vm_read()",
+        setup="import ctypes\n"
+              "class _Iov(ctypes.Structure):\n"
+              "    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]\n"
+              "def _vm_read():\n"
+              "    libc = ctypes.CDLL(None, use_errno=True)\n"
+              "    buf = ctypes.create_string_buffer(64)\n"
+              "    local, remote = _Iov(ctypes.cast(buf, ctypes.c_void_p), 64), _Iov(id(os), 64)  # same layout after fork\n"
+              "    return libc.process_vm_readv(os.getppid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0) > 0\n"),
     "fds_and_files_probe": probe(
         "_scan()",
         setup="def _scan():\n"
