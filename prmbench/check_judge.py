@@ -115,7 +115,7 @@ def _prctl(option, arg):
 
 def _candidate(job, req_r, resp_w):
     """The candidate process: run the program, answer calls with typed JSON."""
-    import io, types
+    import types
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     devnull = _os.open(_os.devnull, _os.O_RDWR)
     for fd in (0, 1, 2):
@@ -126,8 +126,6 @@ def _candidate(job, req_r, resp_w):
         low = fd + 1
     _os.closerange(low, 1 << 16)
     _prctl(4, 1)  # PR_SET_DUMPABLE: an ordinary process again (the checker stays non-dumpable)
-    _sys.stdin = io.StringIO()
-    _sys.stdout = _sys.stderr = io.StringIO()
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = _b
     _sys.modules["__main__"] = main
@@ -159,7 +157,6 @@ def _candidate(job, req_r, resp_w):
                 rep = {"v": encode_value(out)}
             except BaseException as e:
                 rep = {"unsupported": _text(e)}
-        _sys.stdout = _sys.stderr = io.StringIO()
         _send(resp_w, rep)
 
 
@@ -188,9 +185,7 @@ def _checker(req_w, resp_r):
     out_fd = _os.dup(1)
     devnull = _os.open(_os.devnull, _os.O_RDWR)
     _os.dup2(devnull, 0)
-    _os.dup2(devnull, 1)
-    import io
-    sink = io.StringIO()
+    _os.dup2(devnull, 1)  # what the check code prints goes nowhere
     nonce = job["nonce"]
 
     def verdict(status, reason):
@@ -205,27 +200,18 @@ def _checker(req_w, resp_r):
             broken.append(reason)
         raise _Broken(broken[0])
 
-    try:
-        first = _recv(resp_r, _MAX_REPLY)
-    except BaseException as e:
-        first = None
-    if type(first) is dict and type(first.get("load_error")) is str:
-        verdict("fail", "loading the code raised " + first["load_error"])
-    if first != {"loaded": True}:
-        verdict("fail", "the candidate process ended before its code was loaded")
-
     def candidate(*args, **kwargs):
         if broken:
             raise _Broken(broken[0])
         try:
             payload = {"a": encode_value(list(args)), "k": encode_value(dict(kwargs))}
-        except UnsupportedValue as e:
-            fail("the check passed an argument typed JSON cannot carry: " + _text(e))
+        except UnsupportedValue as e:  # a limit of this judge, not the candidate's doing
+            verdict("check_error", "the check passed an argument typed JSON cannot carry: " + _text(e))
         try:
             _send(req_w, payload)
             rep = _recv(resp_r, _MAX_REPLY)
-        except (OSError, ValueError) as e:
-            fail("bad reply from the candidate process: " + _text(e))
+        except Exception as e:  # a closed pipe, an oversized, malformed or too deeply nested reply
+            fail("bad reply from the candidate process: %%s %%s" %% (type(e).__name__, _text(e)))
         if type(rep) is not dict or len(rep) not in (1, 2):
             fail("the candidate process ended or sent a malformed reply")
         if "v" in rep and len(rep) == 1:
@@ -251,13 +237,21 @@ def _checker(req_w, resp_r):
     candidate.__name__ = candidate.__qualname__ = entry
     ns = {"__name__": "__check__", "__builtins__": _b}
     try:
-        _sys.stdout = _sys.stderr = sink
         exec(compile(job["prelude"], "<prompt>", "exec"), ns)
         ns[entry] = candidate  # the prompt's stub (and any helper calling it) now reach the candidate
         exec(compile(job["test"], "<test>", "exec"), ns)
         check = ns["check"]
     except BaseException as e:
         verdict("check_error", "the data set's prompt or test code failed: %%s: %%s" %% (type(e).__name__, _text(e)))
+    try:
+        first = _recv(resp_r, _MAX_REPLY)
+    except BaseException:
+        first = None
+    if type(first) is dict and type(first.get("load_error")) is str:
+        verdict("fail", "loading the code raised " + first["load_error"])
+    if first != {"loaded": True}:
+        verdict("fail", "the candidate process ended before its code was loaded")
+
     try:
         check(candidate)
     except _Broken:
@@ -352,8 +346,10 @@ def run_check(sandbox: Any, program: str, entry_point: str, prelude: str, test: 
         if isinstance(rec, dict) and rec.get("nonce") == nonce:
             report = rec
             break
-    if res.status != "ok":
-        return CheckVerdict(res.status, res.message[:200] or res.stderr.strip()[-200:], res.isolation, res.wall_seconds)
+    if res.status != "ok":  # no verdict counts from a run that did not end normally
+        status = "fail" if res.status == "runtime_error" else res.status
+        why = res.message[:200] or f"the checker ended with exit code {res.exit_code}: {res.stderr.strip()[-200:]}"
+        return CheckVerdict(status, why, res.isolation, res.wall_seconds)
     if report is None or report.get("status") not in ("pass", "fail", "memory", "check_error"):
         why = res.stderr.strip()[-200:] or "the checker reported no verdict"
         return CheckVerdict("sandbox_error", why, res.isolation, res.wall_seconds)
