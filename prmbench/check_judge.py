@@ -40,6 +40,12 @@ Design (one sandbox run, two processes)
     the run without a verdict, which is a failure too. The host accepts a pass only from a
     run that exited normally and printed a line with its nonce.
 
+Cost
+    A fork and one pipe round trip per call: on the 2-core development machine (load ~11)
+    17.7 ms instead of 9.5 ms per canonical solution, 1.18x the old wrapper's time on a mix of
+    984 canonical and pool programs (``benchmarks/bench_humaneval_check.py``). The sandbox
+    worker preloads the modules the checker imports before it forks.
+
 Deliberate differences from running ``program + test + check``
     * The check's helper functions are the prompt's, not a redefinition in the completion.
     * Return values that typed JSON cannot carry (generators, numpy values, custom classes)
@@ -265,9 +271,18 @@ def _checker(req_w, resp_r):
     verdict("pass", "passed")
 
 
+def _refuse(reason):
+    """The judge itself cannot work here: say so (no nonce, so the host records a sandbox error)."""
+    _os.write(1, (_json.dumps({"status": "sandbox_error", "reason": reason}) + "\n").encode())
+
+
 def _main():
-    if _prctl(4, 0) != 0:  # PR_SET_DUMPABLE 0: same-uid processes cannot ptrace us or open our fds
-        print('{"status": "sandbox_error", "reason": "cannot make the checker non-dumpable"}')
+    try:
+        dumpable = _prctl(4, 0)  # PR_SET_DUMPABLE 0: same-uid processes cannot ptrace us or open our fds
+    except BaseException as e:
+        dumpable = e
+    if dumpable != 0:
+        _refuse("cannot make the checker non-dumpable: %%r" %% (dumpable,))
         return
     _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
     import copy, math, random, string, typing  # what checks import, loaded before the candidate exists
@@ -280,7 +295,11 @@ def _main():
     job = _json.loads(_read_exact(0, int(header)))
     req_r, req_w = _os.pipe()
     resp_r, resp_w = _os.pipe()
-    pid = _os.fork()
+    try:
+        pid = _os.fork()
+    except OSError as e:
+        _refuse("cannot fork the candidate process: %%s" %% e)
+        return
     if pid == 0:
         try:
             _os.close(req_w)
@@ -351,6 +370,7 @@ def run_check(sandbox: Any, program: str, entry_point: str, prelude: str, test: 
         why = res.message[:200] or f"the checker ended with exit code {res.exit_code}: {res.stderr.strip()[-200:]}"
         return CheckVerdict(status, why, res.isolation, res.wall_seconds)
     if report is None or report.get("status") not in ("pass", "fail", "memory", "check_error"):
-        why = res.stderr.strip()[-200:] or "the checker reported no verdict"
+        refused = [ln for ln in res.stdout.split("\n") if ln.startswith('{"status": "sandbox_error"')]
+        why = (refused[0] if refused else res.stderr.strip()[-200:]) or "the checker reported no verdict"
         return CheckVerdict("sandbox_error", why, res.isolation, res.wall_seconds)
     return CheckVerdict(str(report["status"]), str(report.get("reason", ""))[:300], res.isolation, res.wall_seconds)
