@@ -140,6 +140,8 @@ def _candidate(job, req_r, resp_w):
     del job
     try:
         exec(compile(code, "<solution>", "exec"), ns)
+        if entry not in ns:
+            raise NameError("name %%r is not defined" %% entry)
         fn = ns[entry]
         if not callable(fn):
             raise TypeError("%%s is not callable" %% entry)
