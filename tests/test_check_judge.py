@@ -347,3 +347,25 @@ def test_the_candidate_process_never_holds_the_check_job() -> None:
     src = check_judge.CHECK_DRIVER_SOURCE
     assert src.index("_os.fork()") < src.index("_checker(req_w, resp_r)\n\n\n_main()")
     assert src.index("_read_exact(0, int(header))") < src.index("_os.fork()")
+
+
+@pytest.mark.slow
+def test_pool_verdicts_match_the_shipped_human_eval_verdicts(task, shared_data_dir) -> None:  # type: ignore[no-untyped-def]
+    """The first 3 CodeGen-16B samples of every task: the same verdicts as the pool's own
+    (official HumanEval tests), except where its run lacked a module this environment has."""
+    import gzip
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = shared_data_dir / "pools" / "humaneval_codegen16b_codet_verdicts.jsonl.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    problems = {p.id: p for p in task.load()}
+    with gzip.open(path, "rt") as fh:
+        jobs = [(r["task_id"], c, r["passed"][i], r["verdicts"][i]) for r in map(json.loads, fh)
+                for i, c in enumerate(r["completions"][:3])]
+    with ThreadPoolExecutor(2) as pool:
+        ours = list(pool.map(lambda j: task.grade(problems[j[0]], j[1]).correct, jobs))
+    diff = [j for j, o in zip(jobs, ours) if o != j[2]]
+    assert all(not j[2] and "ModuleNotFoundError" in j[3] for j in diff), [(j[0], j[3]) for j in diff]
+    assert len(jobs) == 492 and sum(ours) >= 100
