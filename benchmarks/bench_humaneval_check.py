@@ -8,7 +8,8 @@ rounds alternate between the two, and the medians are compared.
 
 Programs: the 164 canonical solutions, plus (with ``--pool N``) the first N samples per task
 of the CodeGen-16B pool in ``$PRMBENCH_DATA_DIR/pools`` (failures, exceptions and timeouts
-included). Also reports every program on which the two disagree. Usage:
+included). Also reports every program on which the two disagree, and each grader's
+disagreements with the pool's shipped verdicts (computed against the official tests). Usage:
 
     PRMBENCH_DATA_DIR=../shared/data python benchmarks/bench_humaneval_check.py [--pool 5] [--rounds 3] [--workers 2]
 """
@@ -68,6 +69,7 @@ def main() -> None:
     task = HumanEvalTask(workers=args.workers)
     problems = {p.id: p for p in task.load()}
     jobs = [(p, task.full_program(p, task._row(p)["canonical_solution"]), "canonical") for p in problems.values()]
+    shipped: dict[int, tuple[bool, str]] = {}  # job index -> the pool's own verdict (official tests)
     if args.pool:
         data = Path(os.environ.get("PRMBENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
         with gzip.open(data / "pools" / "humaneval_codegen16b_codet_verdicts.jsonl.gz", "rt") as fh:
@@ -76,6 +78,7 @@ def main() -> None:
                 p = problems[row["task_id"]]
                 for i, c in enumerate(row["completions"][:args.pool]):
                     jobs.append((p, task.full_program(p, c), f"pool{i}"))
+                    shipped[len(jobs) - 1] = (row["passed"][i], row["verdicts"][i])
     graders = {"old": old_grade, "new": new_grade}
     times: dict[str, list[float]] = {k: [] for k in graders}
     verdicts: dict[str, list[bool]] = {}
@@ -94,6 +97,9 @@ def main() -> None:
     print(f"pass: old {sum(verdicts['old'])}, new {sum(verdicts['new'])}")
     diff = [(j[0].id, j[2], o, n) for j, o, n in zip(jobs, verdicts["old"], verdicts["new"]) if o != n]
     print(f"disagreements: {len(diff)}", *diff[:50], sep="\n  ")
+    for name in graders:
+        off = [(jobs[k][0].id, jobs[k][2], why) for k, (passed, why) in shipped.items() if verdicts[name][k] != passed]
+        print(f"{name} vs the pool's shipped verdicts: {len(off)} of {len(shipped)} differ", *off[:20], sep="\n  ")
     if args.out:
         with open(args.out, "w") as fh:
             for j, o, n in zip(jobs, verdicts["old"], verdicts["new"]):
