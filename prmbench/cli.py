@@ -19,7 +19,7 @@ EPILOG_MAIN = """examples:
   prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm oracle,random \\
                --strategy best_of_n,majority_vote --budget 1,4,16 --limit 50
   prmbench leaderboard runs/my-run --format markdown --plot acc.png
-  prmbench compare results/baselines/ci runs/my-run --max-drop 0.02
+  prmbench compare runs/base runs/my-run --max-drop 0.02
 """
 
 EPILOG_RUN = """examples:

@@ -49,6 +49,13 @@ for config in results/ci/*.yaml; do
     [ "$rc" -gt "$status" ] && status=$rc
   fi
 done
+if [ "$mode" = update ]; then
+  for baseline in results/baselines/ci/*/; do  # baselines of fixtures that no longer exist
+    name=$(basename "$baseline")
+    [ -f "results/ci/$name.yaml" ] || { rm -rf "$baseline"; echo "baseline removed: $baseline"; }
+  done
+  echo "commit results/baselines/ci with the change that moved the records"
+fi
 if [ "$mode" = check ]; then
   case $status in
     0) echo "regression check passed: every fixture record matches its baseline" ;;
