@@ -150,6 +150,29 @@ def identity_differences(base: RunResult, new: RunResult) -> list[Difference]:
     return out
 
 
+def check_settings(base: RunResult, new: RunResult) -> None:
+    """The gate of every comparison: ConfigError naming the differences when the sampling settings,
+    seed or a shared task's version, data or configuration differ; DataError when a shared task's
+    version or data fingerprint is not recorded."""
+    tasks = sorted(set(_tasks(base)) & set(_tasks(new)) | {c.task for c in base.cells} & {c.task for c in new.cells})
+    check_task_records(base, tasks)
+    check_task_records(new, tasks)
+    diffs = setting_differences(base, new, tasks)
+    if diffs:
+        raise refuse(base, new, diffs, "Compare runs made with the same sampling settings, seed, task configuration "
+                                       "and grader versions (re-run the base with the new settings).")
+
+
+def check_identity(base: RunResult, new: RunResult) -> None:
+    """The gate of the exact comparison: ConfigError naming the differences when anything of
+    `identity_differences` differs."""
+    diffs = identity_differences(base, new)
+    if diffs:
+        raise refuse(base, new, diffs, "Exact comparison needs runs of one configuration: re-run with the base's "
+                                       "settings, or regenerate the baseline if the change is intended "
+                                       "(for the CI fixture: bash scripts/regression_check.sh --update).")
+
+
 def refuse(base: RunResult, new: RunResult, differences: Sequence[Difference], fix: str) -> ConfigError:
     """One-line ConfigError naming the differences (the first few) and how to fix it."""
     shown = "; ".join(str(d) for d in differences[:SHOWN])

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 from tabulate import tabulate
 
-from prmbench.comparability import check_task_records, refuse, setting_differences
+from prmbench.comparability import check_settings
 from prmbench.errors import ConfigError, DataError
 from prmbench.results import CellResult, RunResult
 
@@ -206,19 +206,6 @@ def records_by_problem(run: RunResult, cell: CellResult) -> dict[str, dict[str, 
 
 def _outcomes(run: RunResult, cell: CellResult) -> dict[str, bool]:
     return {pid: bool(r.get("correct")) for pid, r in records_by_problem(run, cell).items()}
-
-
-def check_settings(base: RunResult, new: RunResult) -> None:
-    """Refuse (ConfigError) runs whose sampling settings, seed or shared tasks' version, data or
-    configuration differ; DataError when a shared task's version or data is not recorded."""
-    tasks = sorted(set(base.run.get("tasks") or {}) & set(new.run.get("tasks") or {})
-                   | {c.task for c in base.cells} & {c.task for c in new.cells})
-    check_task_records(base, tasks)
-    check_task_records(new, tasks)
-    diffs = setting_differences(base, new, tasks)
-    if diffs:
-        raise refuse(base, new, diffs, "Compare runs made with the same sampling settings, seed, task configuration "
-                                       "and grader versions (re-run the base with the new settings).")
 
 
 def compare_cell(base_cell: CellResult, new_cell: CellResult, base_outcomes: Mapping[str, bool],

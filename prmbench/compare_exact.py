@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prmbench.compare import CellKey, format_key, pair_cells, records_by_problem
-from prmbench.comparability import identity_differences, refuse
+from prmbench.comparability import check_identity
 from prmbench.errors import DataError
 from prmbench.results import RunResult
 
@@ -119,11 +119,7 @@ def compare_exact(base: RunResult, new: RunResult) -> ExactComparison:
     Both runs must be loaded with their records. ConfigError when their configuration identity
     differs (or they share no cell); DataError when the base run has no record to compare.
     """
-    diffs = identity_differences(base, new)
-    if diffs:
-        raise refuse(base, new, diffs, "Exact comparison needs runs of one configuration: re-run with the base's "
-                                       "settings, or regenerate the baseline if the change is intended "
-                                       "(for the CI fixture: bash scripts/regression_check.sh --update).")
+    check_identity(base, new)
     pairing = pair_cells(base, new)
     changes: list[RecordChange] = []
     n_records = 0
