@@ -25,12 +25,14 @@ BASELINES = REPO / "results" / "baselines" / "ci"
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, shared_data_dir):
+def workdir(tmp_path_factory, shared_data_dir, shared_models_dir):
     """A working folder like the repository root for the fixture: results/ (linked) + built inputs."""
     from prmbench.testing.ci import CODE_POOL_SOURCE, INPUTS_DIR, prepare_ci_inputs
 
     if not (shared_data_dir / "math500").is_dir() or not (shared_data_dir / CODE_POOL_SOURCE).is_file():
         pytest.skip(f"shared data not found in {shared_data_dir} (set PRMBENCH_DATA_DIR)")
+    if not (shared_models_dir / "Qwen__Qwen2.5-7B-Instruct" / "tokenizer.json").is_file():
+        pytest.skip(f"shared Qwen2.5 tokenizer not found in {shared_models_dir} (set PRMBENCH_MODELS_DIR)")
     root = tmp_path_factory.mktemp("ci")
     (root / "results").symlink_to(REPO / "results")
     prepare_ci_inputs(root / INPUTS_DIR, shared_data_dir)
