@@ -96,7 +96,7 @@ def bench_prefill(model: Path, data: Path, repeats: int, max_tokens: int) -> Non
             t0 = time.perf_counter()
             gens = policy.generate_detailed([req])[0]
             times[shared].append(time.perf_counter() - t0)
-            outs.setdefault(shared, [d.tokens for d in gens])
+            outs.setdefault(shared, [d.token_ids for d in gens])
     on, off = statistics.median(times[True]), statistics.median(times[False])
     print(f"16-sample pool, prompt {len(gens[0].prompt_ids)} tokens, --max-tokens {max_tokens}: shared prefill "
           f"{on * 1000:.0f} ms, per-row prefill {off * 1000:.0f} ms -> {off / on:.2f}x; identical tokens: "
