@@ -142,3 +142,17 @@ def test_tiny_model_records_identical_at_concurrency_1_and_8(tmp_path, tiny_mode
     a = comparable(Runner(spec, reg, tmp_path / "k1", log=lambda m: None, concurrency=1).run())
     b = comparable(Runner(spec, reg, tmp_path / "k8", log=lambda m: None, concurrency=8).run())
     assert len(a) == 12 and a == b
+
+
+def test_gpu_throughput_script_runs_its_cpu_path(tmp_path, shared_data_dir):
+    """benchmarks/gpu_throughput.py on a tiny config and the CPU (no GPU is lent here): every K
+    decodes its rows to the end and the figures are consistent."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_throughput.py"
+    spec = importlib.util.spec_from_file_location("gpu_throughput", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.run("tiny", "cpu", "auto", [1, 4], 6, 1, tmp_path)
+    assert out["k1"]["generated_tokens"] <= 6 and 0 < out["k4"]["generated_tokens"] <= 24
+    assert out["ratio"] == pytest.approx(out["k4"]["tokens_per_second"] / out["k1"]["tokens_per_second"])
