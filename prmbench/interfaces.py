@@ -240,7 +240,10 @@ class Strategy(Component):
 
     @abstractmethod
     def search(self, problem: Problem, ctx: "SearchContext") -> SearchResult:  # noqa: F821 (defined below)
-        """Run the search on one problem and return its candidates and choice."""
+        """Run the search on one problem and return its candidates and choice.
+
+        Searches of a cell run concurrently (`--concurrency`), each in its own thread, on this
+        one object: keep per-search state local, never on `self`."""
 
 
 class PublicTask(Protocol):
