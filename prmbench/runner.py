@@ -274,7 +274,8 @@ class Runner:
         if not sizes:
             return
         n = max(sizes)
-        chunk = max(1, 16 // n) if n < 16 else 1
+        # ~16 samples per backend call and problem searched at once (--concurrency problems' pools together)
+        chunk = (max(1, 16 // n) if n < 16 else 1) * self.concurrency
         bar = _progress(len(problems), f"{calls.task.name}: sample pool of {n}", self.show_progress)
         t0 = time.perf_counter()
         for i in range(0, len(problems), chunk):
