@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -117,6 +116,40 @@ def _record(task: StepTask, rm: RewardModel, item: StepItem, out: RMOutput) -> d
             "rm_tokens": out.tokens, **task.record(item, out)}
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """The step-level part of a run: its tasks, the items each evaluates, their run.json entries, its cells."""
+
+    tasks: Mapping[str, StepTask]
+    items: Mapping[str, Sequence[StepItem]]
+    info: Mapping[str, Mapping[str, Any]]
+    cells: Sequence[StepCell]
+
+
+def plan_step_cells(tasks: Mapping[str, StepTask], rms: Mapping[str, RewardModel], limit: int | None) -> StepPlan:
+    """Check every (task, reward model) pair (outcome RMs are refused), load the items, list the cells."""
+    for t in tasks:
+        for name, rm in rms.items():
+            check_step_rm(rm, name, t)
+    items, info = {}, {}
+    for name, task in tasks.items():
+        every = task.load_items()
+        if not every:
+            raise ConfigError(f"step-level task {name!r} loaded no labelled solution; check its data file")
+        items[name] = task.select(every, limit)
+        info[name] = task_info(task, items[name], len(every))
+    cells = [StepCell(t, r) for t in tasks for r in rms]
+    return StepPlan(tasks=dict(tasks), items=items, info=info, cells=cells)
+
+
+def run_step_cells(plan: StepPlan, task_name: str, rms: Mapping[str, RewardModel], cells_dir: Path, cache: Cache,
+                   progress: Callable[[int, str], Any] | None = None, log: Callable[[str], None] | None = None) -> None:
+    """Run the plan's cells of one task (one cell per reward model) into `cells_dir`."""
+    for cell in (c for c in plan.cells if c.task == task_name):
+        run_step_cell(cells_dir / cell.id, cell, plan.tasks[task_name], rms[cell.rm], plan.items[task_name],
+                      cache, progress, log)
+
+
 def task_info(task: StepTask, items: Sequence[StepItem], n_available: int) -> dict[str, Any]:
     """The task's entry in run.json (version, data fingerprint, sizes, identity, kind)."""
     return {"version": task.version, "data_fingerprint": task.data_fingerprint(), "n_problems": len(items),
@@ -187,11 +220,3 @@ def headline(metrics: Mapping[str, Any]) -> str:
     parts = [f"{k} {metrics[k]:.3f}" for k in ("f1", "prmscore", "auroc", "accuracy")
              if isinstance(metrics.get(k), (int, float))]
     return ", ".join(parts) or "no metrics"
-
-
-def default_progress(enabled: bool) -> Callable[[int, str], Any]:
-    """A tqdm bar factory on stderr (disabled when `enabled` is False)."""
-    from tqdm.auto import tqdm
-
-    return lambda total, desc: tqdm(total=total, desc=desc, disable=not enabled, leave=False,
-                                    dynamic_ncols=True, file=sys.stderr)
