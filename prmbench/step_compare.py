@@ -13,7 +13,9 @@ runs count). Per matched cell:
   PRM800K: the detector's verdict agrees with the rating), McNemar's exact test on the
   discordant solutions, b = right in base only, c = right in new only (prmbench.compare).
 
-A cell regresses when `delta` < -max_drop and the bootstrap CI lies entirely below 0.
+A cell regresses when `delta` < -max_drop and the change is significant: McNemar's p < alpha
+where solutions have outcomes (as `prmbench compare` judges search cells), else (PRMBench) the
+bootstrap CI lies entirely below 0.
 """
 
 from __future__ import annotations
@@ -166,11 +168,11 @@ def compare_step_cell(base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[s
     vb_f = None if vb is None or np.isnan(vb) else float(vb)
     vn_f = None if vn is None or np.isnan(vn) else float(vn)
     delta = None if vb_f is None or vn_f is None else vn_f - vb_f
-    regressed = delta is not None and high is not None and delta < -max_drop and high < 0
+    p = None if b is None or c is None else mcnemar_exact_p(b, c)
+    significant = p < alpha if p is not None else (high is not None and high < 0)
+    regressed = delta is not None and delta < -max_drop and significant
     return StepCellComparison(task=task, rm=rm, statistic=statistic, n_shared=n, base_value=vb_f, new_value=vn_f,
-                              delta=delta, ci_low=low, ci_high=high, b=b, c=c,
-                              p_value=None if b is None or c is None else mcnemar_exact_p(b, c),
-                              regressed=bool(regressed))
+                              delta=delta, ci_low=low, ci_high=high, b=b, c=c, p_value=p, regressed=bool(regressed))
 
 
 def compare_step_runs(base: RunResult, new: RunResult, max_drop: float = 0.0, alpha: float = 0.05,
@@ -219,6 +221,6 @@ def render_step_comparison(cmp: StepComparison) -> str:
             lines.append(f"{label} (not compared): " + ", ".join("--".join(k) for k in keys))
     bad = [r for r in cmp.cells if r.regressed]
     lines.append(f"REGRESSION in {len(bad)} of {len(cmp.cells)} step-level cell(s) (drop > {100 * cmp.max_drop:.1f} pp, "
-                 f"CI below 0)." if bad else
+                 f"McNemar p < {cmp.alpha:g}; PRMBench: CI below 0)." if bad else
                  f"no step-level regression; {len(cmp.cells)} cell(s) compared.")
     return "\n".join(lines)

@@ -49,6 +49,8 @@ def _row(label: str, cell: CellResult, task: str, m: Mapping[str, Any]) -> dict[
            "complete": bool(cell.metrics.get("complete", False)), "cell_id": cell.id}
     for col in STEP_COLUMNS:
         row.setdefault(col, m.get(col))
+    if _family(cell.task) != "processbench":  # f1 is ProcessBench's F1 here (PRMBench's step F1 is not)
+        row["f1"] = None
     return row
 
 

@@ -210,13 +210,12 @@ def run_step_cell(cell_dir: Path, cell: StepCell, task: StepTask, rm: RewardMode
     metrics = {**metrics, "kind": STEP_KIND, "cell": cell.to_json(), "complete": len(final) == len(items)}
     write_json_atomic(cell_dir / METRICS_FILE, metrics)
     if log is not None:
-        log(f"{cell.id}: {headline(metrics)} on {len(final)} solutions"
+        log(f"{cell.id}: {headline(metrics, task.headline_metrics)} on {len(final)} items"
             + (f" ({metrics['n_truncated']} truncated)" if metrics.get("n_truncated") else ""))
     return metrics
 
 
-def headline(metrics: Mapping[str, Any]) -> str:
+def headline(metrics: Mapping[str, Any], keys: Sequence[str]) -> str:
     """The cell's main numbers in words, e.g. 'f1 0.412, auroc 0.530'."""
-    parts = [f"{k} {metrics[k]:.3f}" for k in ("f1", "prmscore", "auroc", "accuracy")
-             if isinstance(metrics.get(k), (int, float))]
+    parts = [f"{k} {metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), (int, float))]
     return ", ".join(parts) or "no metrics"

@@ -66,6 +66,7 @@ class PRMBenchTask(StepTask):
 
     domain = "math"
     version = "1"
+    headline_metrics = ("prmscore",)
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, data_file: str | None = None):
         self.threshold = check_threshold(threshold, "prmbench_prm800k")

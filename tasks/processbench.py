@@ -48,6 +48,7 @@ class ProcessBenchTask(StepTask):
 
     domain = "math"
     version = "1"
+    headline_metrics = ("f1", "auroc")
     subsets: ClassVar[tuple[str, ...]] = SUBSETS
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, calibrate_on: str | None = None,
