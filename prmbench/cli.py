@@ -36,6 +36,9 @@ EPILOG_RUN = """examples:
   # the same strategies under explicit caps: 2000 generated tokens, or 30 model-call seconds
   prmbench run ... --budget-unit tokens --budget 2000
   prmbench run ... --budget-unit seconds --budget 30
+  # step-level tasks: labelled solutions scored step by step (no --policy/--strategy/--budget)
+  prmbench run --tasks processbench_gsm8k,processbench_math,prm800k_test,prmbench_prm800k --rm random,math_prm
+  prmbench run --tasks processbench --rm math_prm --task-args calibrate_on=gsm8k,threshold=0.5
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
