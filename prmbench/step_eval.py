@@ -267,6 +267,5 @@ def evaluate_step_task(task_name: str, rm: Any, *, task_args: dict[str, Any] | N
     task = require_step_task(build_registry().build("task", task_name, dict(task_args or {})), task_name)
     check_step_rm(rm, getattr(rm, "name", type(rm).__name__), task_name)
     items = task.select(task.load_items(), limit)
-    records = [rec for rec in score_step_items(task, rm, items)]
-    _, metrics = task.evaluate(records)
+    _, metrics = task.evaluate(score_step_items(task, rm, items))
     return metrics

@@ -160,7 +160,7 @@ def _display_steps(df: pd.DataFrame) -> pd.DataFrame:
         "-" if _pct(f) == "-" else (f"{_pct(f)} [{_pct(lo)}, {_pct(hi)}]" if _pct(lo) != "-" else _pct(f))
         for f, lo, hi in zip(df["f1"], df["f1_ci_low"], df["f1_ci_high"])]
     for col, name in (("error_acc", "error acc %"), ("correct_acc", "correct acc %"), ("auroc", "AUROC %"),
-                      ("accuracy", "acc %"), ("prmscore", "PRMScore %")):
+                      ("accuracy", "PRM800K acc %"), ("prmscore", "PRMScore %")):
         out[name] = [_pct(x) for x in df[col]]
     out["threshold"] = ["-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):.3g}"
                         for x in df["threshold"]]

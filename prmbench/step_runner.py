@@ -12,10 +12,12 @@ finished chunk and `--resume` continues with the rest.
 Cell folder (the same layout as search cells):
 
     cells/<TASK--RM>/samples.jsonl   one record per item: problem_id, task, rm, kind "step",
-                                     subset, n_steps, step_scores, truncated, rm_tokens, and the
-                                     task's own fields (ProcessBench: label, predicted, ...)
+                                     subset, n_steps, step_scores, truncated, rm_tokens,
+                                     rm_seconds (its share of the batch that scored it; from the
+                                     cache: the original's), and the task's own fields
+                                     (ProcessBench: label, predicted, ...)
     cells/<TASK--RM>/metrics.json    the task's metrics (`StepTask.evaluate`), kind "step",
-                                     the cell identity and `complete`
+                                     the cell identity, `complete`, mean_rm_tokens, rm_seconds
 
 Only process reward models can score steps: an outcome reward model (kind "orm": the oracle,
 exec_public, orm) is refused with the reason before anything runs.
@@ -113,7 +115,7 @@ def _record(task: StepTask, rm: RewardModel, item: StepItem, out: RMOutput) -> d
         out = RMOutput(out.step_scores, out.tokens, out.seconds, True)
     return {"problem_id": item.id, "task": task.name, "rm": rm.name, "kind": STEP_KIND, "subset": item.subset,
             "n_steps": len(item.steps), "step_scores": [float(s) for s in out.step_scores], "truncated": truncated,
-            "rm_tokens": out.tokens, **task.record(item, out)}
+            "rm_tokens": out.tokens, "rm_seconds": out.seconds, **task.record(item, out)}
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,9 @@ def run_step_cell(cell_dir: Path, cell: StepCell, task: StepTask, rm: RewardMode
     final, metrics = task.evaluate(records)
     if final != records:  # predictions at a threshold calibrated on the records themselves
         _rewrite(samples, final)
-    metrics = {**metrics, "kind": STEP_KIND, "cell": cell.to_json(), "complete": len(final) == len(items)}
+    metrics = {**metrics, "kind": STEP_KIND, "cell": cell.to_json(), "complete": len(final) == len(items),
+               "mean_rm_tokens": sum(r["rm_tokens"] for r in final) / len(final) if final else None,
+               "rm_seconds": sum(float(r.get("rm_seconds") or 0) for r in final)}
     write_json_atomic(cell_dir / METRICS_FILE, metrics)
     if log is not None:
         log(f"{cell.id}: {headline(metrics, task.headline_metrics)} on {len(final)} items"
