@@ -176,6 +176,8 @@ def test_prmbench_items_follow_the_benchmark(registry):
     assert counts["multi_solutions"] == 160 and counts["redundency"] == 758
     assert all(not i.gold["error_steps"] for i in items if i.subset in ("correct", "multi_solutions"))
     assert all(i.gold["error_steps"] for i in items if i.subset not in ("correct", "multi_solutions"))
+    task = registry.build("task", "prmbench_prm800k")
+    assert Counter(i.subset for i in task.select(task.load_items(), 3)) == {c: 3 for c in counts}
 
 
 def test_prmbench_bad_error_steps_are_refused(tmp_path):
