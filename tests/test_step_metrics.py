@@ -130,3 +130,13 @@ def test_prmscore_without_erroneous_steps_has_no_negative_f1():
 
 def test_error_steps_beyond_the_solution_label_nothing():
     assert step_confusion([5], [0.9, 0.1], 0.5) == {"TP": 1, "FP": 0, "TN": 0, "FN": 1}
+
+
+def test_mean_f1_ci_brackets_the_mean_and_is_the_subset_ci_for_one_subset():
+    from prmbench.step_eval import mean_f1_ci
+
+    recs = _pb_records()
+    assert mean_f1_ci([recs], 0.5) == processbench_metrics(recs, 0.5)["f1_ci"]
+    lo, hi = mean_f1_ci([recs, recs[::-1]], 0.5)
+    assert lo <= 0.4 <= hi
+    assert mean_f1_ci([recs, [r for r in recs if r["label"] >= 0]], 0.5) is None
