@@ -70,7 +70,8 @@ def check_step_rm(rm: RewardModel, rm_name: str, task_name: str) -> None:
     if kind != "prm":
         raise ConfigError(f"reward model {rm_name!r} is an outcome reward model (kind {kind!r}: one score per "
                           f"solution), so it cannot locate an erroneous step; step-level task {task_name!r} needs a "
-                          f"process reward model (e.g. random, math_prm, qwen_prm:DIR). Drop it from --rm for this task")
+                          f"process reward model (e.g. random, math_prm, qwen_prm:DIR). Drop it from --rm (to use it on search "
+                          f"tasks, run them with it in a separate run)")
 
 
 def _public_problem(task: StepTask, question: str) -> Problem:

@@ -20,4 +20,7 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 # the synthetic environment registers through the entry point: step-level search from the wheel
 "$work/venv/bin/prmbench" run --tasks synthetic --policy synthetic --rm synthetic_prm --strategy mcts,beam_search \
   --budget 4 --limit 3 --output syn > syn.log
+# step-level tasks (no policy, no strategy) from the wheel, on the shared ProcessBench data
+"$work/venv/bin/prmbench" run --tasks processbench_gsm8k,prm800k_test --rm random --limit 10 --output step > step.log
+grep -q "processbench_gsm8k" step.log
 echo "wheel check: ok ($(ls "$work"/dist))"
