@@ -40,6 +40,9 @@ EPILOG_RUN = """examples:
   prmbench run ... --budget-unit seconds --budget 30
   # component arguments: K=V reaches every strategy that takes K, NAME:K=V only NAME
   prmbench run ... --strategy best_of_n,majority_vote,beam_search --strategy-args aggregation=min,beam_search:beam_width=2
+  # step-level tasks: labelled solutions scored step by step (no --policy/--strategy/--budget)
+  prmbench run --tasks processbench_gsm8k,processbench_math,prm800k_test,prmbench_prm800k --rm random,math_prm
+  prmbench run --tasks processbench --rm math_prm --task-args calibrate_on=gsm8k,threshold=0.5
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
@@ -135,7 +138,6 @@ def build_run(args: argparse.Namespace) -> tuple[Any, Path, int | None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the matrix and print the leaderboard."""
-    from prmbench.leaderboard import leaderboard_table, render
     from prmbench.results import load_run
     from prmbench.runner import Runner
 
@@ -147,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
               f"plus --output {output} --resume", file=sys.stderr)
         return 130
-    print(render(leaderboard_table([load_run(output)]), "markdown"))
+    print(render_all([load_run(output)], "markdown"))
     print(f"\nresults: {output}")
     return 0
 
@@ -229,13 +231,26 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 # -- leaderboard / compare ------------------------------------------------------------------
+def render_all(runs: Sequence[Any], fmt: str, df: Any = None) -> str:
+    """The search leaderboard, then the step-level tables (prmbench.step_report) when runs hold step cells."""
+    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.step_report import render_step_tables
+
+    df = leaderboard_table(runs) if df is None else df
+    step = render_step_tables(runs, fmt)
+    if not step:
+        return render(df, fmt)
+    return step if df.empty else render(df, fmt).rstrip("\n") + "\n\n" + step
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render a leaderboard over one or more runs, optionally with a plot."""
-    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.leaderboard import leaderboard_table
     from prmbench.results import load_run
 
-    df = leaderboard_table([load_run(p) for p in args.runs])
-    text = render(df, args.format)
+    runs = [load_run(p) for p in args.runs]
+    df = leaderboard_table(runs)
+    text = render_all(runs, args.format, df)
     if args.output:
         _write_text(args.output, text if text.endswith("\n") else text + "\n")
     else:
@@ -252,6 +267,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two runs: paired statistics (exit 1 on a significant regression beyond --max-drop),
     or with --exact record by record (exit 1 naming every changed record)."""
     from prmbench.results import load_run
+    from prmbench.step_compare import compare_step_runs, has_step_cells, render_step_comparison
 
     if args.exact:
         if args.max_drop is not None or args.alpha is not None:
@@ -268,9 +284,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     alpha = 0.05 if args.alpha is None else args.alpha
     if not 0 <= max_drop <= 1:
         raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {max_drop})")
-    cmp = compare_runs(load_run(args.base), load_run(args.new), max_drop=max_drop, alpha=alpha)
-    print(render_comparison(cmp))
-    return 1 if cmp.regressed else 0
+    base, new = load_run(args.base), load_run(args.new)
+    reports, regressed = [], False
+    searched = any(c.kind != "step" for c in base.cells) and any(c.kind != "step" for c in new.cells)
+    stepped = has_step_cells(base) and has_step_cells(new)
+    if searched or not stepped:  # search cells (or neither kind shared: compare_runs says so)
+        cmp = compare_runs(base, new, max_drop=max_drop, alpha=alpha)
+        reports.append(render_comparison(cmp))
+        regressed = cmp.regressed
+    if stepped:
+        step = compare_step_runs(base, new, max_drop=max_drop, alpha=alpha)
+        reports.append(render_step_comparison(step))
+        regressed = regressed or step.regressed
+    print("\n\n".join(reports))
+    return 1 if regressed else 0
 
 
 # -- parser -----------------------------------------------------------------------------------

@@ -172,6 +172,8 @@ def pair_cells(base: RunResult, new: RunResult) -> CellPairing:
     for run in (base, new):
         by_key: dict[CellKey, CellResult] = {}
         for c in run.cells:
+            if c.kind == "step":  # step-level cells: prmbench.step_compare
+                continue
             if cell_key(c) in by_key:
                 raise DataError(f"{run.path / 'run.json'} lists two cells for {format_key(cell_key(c))} "
                                 f"({by_key[cell_key(c)].id}, {c.id}); the run directory is damaged (re-run it)")

@@ -16,8 +16,9 @@ from prmbench.errors import ConfigError, PrmbenchError
 from prmbench.interfaces import config_hash
 from prmbench.registry import parse_args_string
 
-REQUIRED_OPTIONS = ("tasks", "rm", "strategy", "budget", "policy")
-"""Options without a default (flag names)."""
+REQUIRED_OPTIONS = ("tasks", "rm")
+"""Options without a default (flag names). --strategy, --budget and --policy are required only by
+search tasks (step-level tasks need none): the runner asks for them (`check_search_flags`)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class RunConfig:
 
     tasks: tuple[str, ...]
     rms: tuple[str, ...]
-    strategies: tuple[str, ...]
-    budgets: tuple[int, ...]
-    policy: str
+    strategies: tuple[str, ...] = ()  # none needed when every task is step-level
+    budgets: tuple[int, ...] = ()
+    policy: str = ""
     limit: int | None = None
     seed: int = 0
     temperature: float = GenParams.temperature  # the sampling defaults live in GenParams only
@@ -69,9 +70,9 @@ class RunConfig:
         spec = cls(
             tasks=split_list(opts["tasks"], "--tasks"),
             rms=split_list(opts["rm"], "--rm"),
-            strategies=split_list(opts["strategy"], "--strategy"),
-            budgets=parse_budgets(opts["budget"]),
-            policy=str(opts["policy"]),
+            strategies=split_list(opts.get("strategy"), "--strategy"),
+            budgets=parse_budgets(opts["budget"]) if "budget" in opts else (),
+            policy=str(opts.get("policy") or ""),
             limit=_number(opts.get("limit", d("limit")), int, "--limit"),
             seed=_number(opts.get("seed", d("seed")), int, "--seed"),
             temperature=_number(opts.get("temperature", d("temperature")), float, "--temperature"),
@@ -105,11 +106,15 @@ class RunConfig:
         return config_hash(self.to_json())
 
     def validate(self) -> None:
-        """Reject empty lists, bad budgets and sampling settings with a clear message."""
-        for label, items in (("--tasks", self.tasks), ("--rm", self.rms), ("--strategy", self.strategies)):
+        """Reject empty lists, bad budgets and sampling settings with a clear message.
+
+        --strategy, --budget and --policy may be absent (step-level tasks need none); the runner
+        asks for them once it knows a search task is in the run (`check_search_flags`).
+        """
+        for label, items in (("--tasks", self.tasks), ("--rm", self.rms)):
             if not items:
                 raise ConfigError(f"{label} is empty: name at least one (see `prmbench ls`)")
-        if not self.budgets or any(b < 1 for b in self.budgets):
+        if any(b < 1 for b in self.budgets):
             raise ConfigError(f"--budget must be positive integers, e.g. --budget 1,4,16 (got {list(self.budgets)})")
         check_unit(self.budget_unit)
         if self.limit is not None and self.limit < 1:

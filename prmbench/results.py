@@ -9,6 +9,8 @@ Layout of a run directory (schema version 1; see README "Results schema"):
       cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json), with
                                     its budget_unit, allowance_flops and measured spend
       cells/<cell_id>/metrics.json  accuracy with stderr and 95% CI, mean spend (see metrics.py)
+                                    (step-level cells TASK--RM: the task's step metrics, see
+                                    prmbench.step_runner; each cell's `kind` is "search" or "step")
       cache.sqlite                  generations and RM scores (content-addressed; for --resume)
 
 Fields added within version 1 (budget_unit, allowance_flops, budget_flops, mean_spend_flops) are
@@ -76,16 +78,19 @@ class CellInfo:
     id: str
     task: str
     rm: str
-    strategy: str
-    budget: int
-    policy: str
+    strategy: str = ""
+    budget: int = 0
+    policy: str = ""
     budget_unit: str = "n"
+    kind: str = "search"
+    """"search" or "step" (a step-level cell TASK--RM: no strategy, budget or policy)."""
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "CellInfo":
         """A run.json `cells` entry (budget_unit optional: runs before it are unit n)."""
-        return cls(id=str(d["id"]), task=str(d["task"]), rm=str(d["rm"]), strategy=str(d["strategy"]),
-                   budget=int(d["budget"]), policy=str(d["policy"]), budget_unit=str(d.get("budget_unit") or "n"))
+        return cls(id=str(d["id"]), task=str(d["task"]), rm=str(d["rm"]), strategy=str(d.get("strategy") or ""),
+                   budget=int(d.get("budget") or 0), policy=str(d.get("policy") or ""),
+                   budget_unit=str(d.get("budget_unit") or "n"), kind=str(d.get("kind") or "search"))
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,9 @@ class CellResult:
     metrics: dict[str, Any]
     records: list[dict[str, Any]]
     budget_unit: str = "n"
+    kind: str = "search"
+    """"search" (task x rm x strategy x budget) or "step" (a step-level cell TASK--RM: strategy and
+    policy "", budget 0; see prmbench.step_runner)."""
 
     def typed_records(self) -> list[Record]:
         """The records as `Record`s (`Record.from_json`)."""
@@ -182,5 +190,5 @@ def load_run(path: str | Path, with_records: bool = True) -> RunResult:
         samples = cell_dir / SAMPLES_FILE
         records = list(read_jsonl(samples)) if with_records and samples.is_file() else []
         cells.append(CellResult(id=c.id, task=c.task, rm=c.rm, strategy=c.strategy, budget=c.budget, policy=c.policy,
-                                metrics=metrics, records=records, budget_unit=c.budget_unit))
+                                metrics=metrics, records=records, budget_unit=c.budget_unit, kind=c.kind))
     return RunResult(path=path, run=run, cells=cells)
