@@ -26,7 +26,7 @@ def test_run_info_and_records_round_trip(tmp_path):
         typed = cell.typed_records()
         assert [r.to_json() for r in typed] == cell.records  # lossless
         assert cell_metrics(typed) == cell_metrics(cell.records) == {k: v for k, v in cell.metrics.items()
-                                                                      if k not in ("cell", "complete")}
+                                                                      if k not in ("cell", "complete", "kind")}
 
 
 def test_malformed_run_json_is_a_clear_error(tmp_path):
