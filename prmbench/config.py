@@ -137,11 +137,13 @@ def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
     return out
 
 
-def parse_budgets(text: str | Iterable[Any]) -> tuple[int, ...]:
+def parse_budgets(text: str | int | float | Iterable[Any]) -> tuple[int, ...]:
     """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`) into positive integers.
 
     Anything else is a clear error.
     """
+    if isinstance(text, (int, float)):  # a single YAML number: `budget: 4`
+        text = [text]
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:

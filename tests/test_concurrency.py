@@ -156,3 +156,17 @@ def test_gpu_throughput_script_runs_its_cpu_path(tmp_path, shared_data_dir):
     out = mod.run("tiny", "cpu", "auto", [1, 4], 6, 1, tmp_path)
     assert out["k1"]["generated_tokens"] <= 6 and 0 < out["k4"]["generated_tokens"] <= 24
     assert out["ratio"] == pytest.approx(out["k4"]["tokens_per_second"] / out["k1"]["tokens_per_second"])
+
+
+def test_config_yaml_takes_concurrency_and_a_single_number_budget(tmp_path, capsys):
+    """`--config` YAML: `concurrency: 4` reaches the runner, `budget: 4` (a YAML int) is a budget."""
+    from prmbench.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("tasks: synthetic\npolicy: synthetic\nrm: synthetic_prm\nstrategy: beam_search\nbudget: 4\n"
+                   "limit: 3\nconcurrency: 4\n")
+    assert main(["run", "--config", str(cfg), "--output", str(tmp_path / "run")]) == 0
+    out, err = capsys.readouterr()
+    assert "beam_search" in out and "accuracy 0." in err and "accuracy 0." not in out  # log lines on stderr
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["concurrency"] == 4 and run["config"]["budgets"] == [4]
