@@ -97,13 +97,15 @@ class CellInfo:
 class RunInfo:
     """run.json, typed: what the runner writes (see the module docstring and README "Results
     schema"). Mappings hold the nested sections as written; entries a reader does not know are
-    kept in `extra` (other tools and later versions within schema 1 may add some)."""
+    kept in `extra` (other tools and later versions within schema 1 may add some). Only
+    `schema_version` and each cell's identity are required (synthetic and older run folders
+    carry less)."""
 
     schema_version: int
-    prmbench_version: str
-    status: str
-    config: Mapping[str, Any]
-    config_hash: str
+    prmbench_version: str = ""
+    status: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
     seed: int = 0
     budget_unit: str = "n"
     budget_definition: str = ""
