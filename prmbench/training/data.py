@@ -1,7 +1,7 @@
 """Training examples for a value-head PRM: labelled solutions -> token ids, step-tag positions, labels.
 
-Solutions come from prmbench's label readers (`read_labels("FMT:PATH")`, FMT one of prm800k,
-math_shepherd, processbench, prmbench). Each is encoded exactly as `value_head_prm` reads it at
+Solutions come from prmbench's label readers (prmbench.labels.readers: `read_labels("FMT:PATH")`,
+FMT one of prm800k, math_shepherd, processbench, prmbench, prmbench_soft). Each is encoded exactly as `value_head_prm` reads it at
 inference (reward_models/value_head_prm.encode_value_head: bos + question + "\\n", then every
 step's tokens followed by the step token), so training and scoring see the same positions.
 
@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from prmbench.errors import ConfigError, DataError
+from prmbench.labels.readers import FORMATS, read_labels
 from prmbench.reward_models.value_head_prm import encode_value_head
-
-FORMATS = ("prm800k", "math_shepherd", "processbench", "prmbench")
 
 
 @dataclass(frozen=True)
@@ -119,18 +118,16 @@ def encode_solution(tokenizer: Any, step_id: int, question: str, steps: Sequence
     return TrainExample(ids=enc.ids[: pos[-1] + 1], positions=tuple(pos), labels=tuple(lab), source=source), cut
 
 
-def build_training_data(specs: Iterable[tuple[str, str]], tokenizer: Any, step_id: int, max_length: int,
-                        reader: Any = None) -> TrainingData:
+def build_training_data(specs: Iterable[tuple[str, str]], tokenizer: Any, step_id: int,
+                        max_length: int) -> TrainingData:
     """Read every source and encode it; a mixture with no labelled step at all is a DataError."""
-    if reader is None:
-        from prmbench.labels.readers import read_labels as reader
     examples: list[TrainExample] = []
     stats = []
     for fmt, path in specs:
         spec = f"{fmt}:{path}"
         n = used = skipped = steps = cut = tokens = 0
         pos_sum = 0.0
-        for sol in reader(spec):
+        for sol in read_labels(spec):
             n += 1
             ex, c = encode_solution(tokenizer, step_id, sol.question, sol.steps, sol.labels, max_length,
                                     source=f"{spec} ({sol.problem_id})")

@@ -262,8 +262,9 @@ def _trainer_classes() -> tuple[type, type]:
         """Writes training_log.jsonl rows, runs --eval-task and refreshes prmbench_training.json."""
 
         def __init__(self, out: Path, n_params: int, evaluate: Callable[[], dict[str, Any]] | None, eval_every: int,
-                     on_save: Callable[[Any], None]):
-            self.out, self.n_params, self.evaluate, self.eval_every, self.on_save = out, n_params, evaluate, eval_every, on_save
+                     refresh: Callable[[Any], None]):
+            self.out, self.n_params, self.evaluate, self.eval_every = out, n_params, evaluate, eval_every
+            self.refresh = refresh
 
         def _counts(self, state: Any) -> dict[str, Any]:
             tokens = int(state.num_input_tokens_seen)
@@ -289,6 +290,7 @@ def _trainer_classes() -> tuple[type, type]:
                 if k in logs:
                     row[k] = float(logs[k])
             append_log(self.out / LOG_FILE, row)
+            _log(f"step {row['step']}/{state.max_steps}: loss {row['loss']:.4f}, {row['train_tokens']} tokens")
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if self.evaluate is not None and state.global_step % self.eval_every == 0:
@@ -297,7 +299,7 @@ def _trainer_classes() -> tuple[type, type]:
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.is_world_process_zero:
-                self.on_save(state)
+                self.refresh(state)
 
     return PRMTrainer, LogCallback
 
@@ -318,7 +320,7 @@ def _training_arguments(cfg: TrainConfig) -> Any:
         save_total_limit=cfg.save_total_limit, bf16=bf16, gradient_checkpointing=cfg.gradient_checkpointing,
         fsdp=cfg.fsdp or "", seed=cfg.seed, data_seed=cfg.seed, report_to=[], remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, use_cpu=not cuda,
-        disable_tqdm=not sys.stderr.isatty(),
+        disable_tqdm=True,
     )
 
 
@@ -336,6 +338,7 @@ def train_prm(cfg: TrainConfig) -> Path:
     """Train (or, with cfg.resume, continue) a value-head PRM; returns the output folder (see module docstring)."""
     import torch
     from transformers import AutoTokenizer
+    from transformers.trainer_callback import PrinterCallback
 
     from prmbench.reward_models.hf_rm import _quiet_transformers, count_parameters
     from prmbench.reward_models.value_head_prm import save_value_head_checkpoint, step_token_id
@@ -401,12 +404,14 @@ def train_prm(cfg: TrainConfig) -> Path:
                          data_collator=Collator(_pad_id(tokenizer)),
                          callbacks=[LogCallback(out, n_params, evaluate, cfg.eval_every, refresh)])
     trainer.head_learning_rate = cfg.head_learning_rate
+    trainer.remove_callback(PrinterCallback)  # it prints log dicts on stdout; LogCallback reports on stderr
     with _quiet_transformers():
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if trainer.is_world_process_zero():
+            final = trainer.accelerator.unwrap_model(trainer.model)
+            body = final.backbone.merge_and_unload() if cfg.lora else final.backbone
+            save_value_head_checkpoint(out, body, tokenizer, final.head, step_token=cfg.step_token)
     if trainer.is_world_process_zero():
-        final = trainer.accelerator.unwrap_model(trainer.model)
-        body = final.backbone.merge_and_unload() if cfg.lora else final.backbone
-        save_value_head_checkpoint(out, body, tokenizer, final.head, step_token=cfg.step_token)
         refresh(trainer.state, status="complete")
         _log(f"done: {trainer.state.global_step} steps, {record['train_tokens']} tokens, "
              f"{record['train_flops']:.3g} FLOPs; checkpoint --rm value_head_prm:{out}")
