@@ -138,8 +138,8 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
         v = getattr(args, name, None)
         return v if v is not None else cfg.get(name, default)
 
-    missing = [f"--{n.replace('_', '-')}" for n in ("tasks", "rm", "strategy", "budget", "policy") if pick(n) is None]
-    if missing:
+    missing = [f"--{n.replace('_', '-')}" for n in ("tasks", "rm") if pick(n) is None]
+    if missing:  # --strategy, --budget and --policy: the runner asks for them when a search task needs them
         raise ConfigError(f"missing {', '.join(missing)}: give them as flags or in --config FILE.yaml "
                           f"(see `prmbench run --help` for examples)")
     include = list(cfg.get("include_path") or []) + list(args.include_path or [])
@@ -147,8 +147,8 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
         tasks=split_list(pick("tasks"), "--tasks"),
         rms=split_list(pick("rm"), "--rm"),
         strategies=split_list(pick("strategy"), "--strategy"),
-        budgets=parse_budgets(pick("budget")),
-        policy=str(pick("policy")),
+        budgets=parse_budgets(pick("budget")) if pick("budget") is not None else (),
+        policy=str(pick("policy") or ""),
         limit=pick("limit"),
         seed=int(pick("seed", 0)),
         temperature=float(pick("temperature", 0.7)),
@@ -169,7 +169,6 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the matrix and print the leaderboard."""
-    from prmbench.leaderboard import leaderboard_table, render
     from prmbench.results import load_run
     from prmbench.runner import Runner
 
@@ -181,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
               f"plus --output {output} --resume", file=sys.stderr)
         return 130
-    print(render(leaderboard_table([load_run(output)]), "markdown"))
+    print(render_all([load_run(output)], "markdown"))
     print(f"\nresults: {output}")
     return 0
 
@@ -263,13 +262,26 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 # -- leaderboard / compare ------------------------------------------------------------------
+def render_all(runs: Sequence[Any], fmt: str, df: Any = None) -> str:
+    """The search leaderboard, then the step-level tables (prmbench.step_report) when runs hold step cells."""
+    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.step_report import render_step_tables
+
+    df = leaderboard_table(runs) if df is None else df
+    step = render_step_tables(runs, fmt)
+    if not step:
+        return render(df, fmt)
+    return step if df.empty else render(df, fmt).rstrip("\n") + "\n\n" + step
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render a leaderboard over one or more runs, optionally with a plot."""
-    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.leaderboard import leaderboard_table
     from prmbench.results import load_run
 
-    df = leaderboard_table([load_run(p) for p in args.runs])
-    text = render(df, args.format)
+    runs = [load_run(p) for p in args.runs]
+    df = leaderboard_table(runs)
+    text = render_all(runs, args.format, df)
     if args.output:
         _write_text(args.output, text if text.endswith("\n") else text + "\n")
     else:

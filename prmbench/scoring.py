@@ -111,7 +111,9 @@ def parse_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, task: Task | 
     return out
 
 
-def _score_chunk(rm: RewardModel, task: Task, chunk: list[tuple[Problem, list[str]]]) -> list[RMOutput]:
+def score_pairs(rm: RewardModel, task: Task, chunk: Sequence[tuple[Problem, Sequence[str]]]) -> list[RMOutput]:
+    """One RMOutput per (problem, steps) pair, in order: one batched call across problems when the
+    reward model has `score_items` (the transformers families), else one `score` call per pair."""
     score_items = getattr(rm, "score_items", None)
     if score_items is not None:  # batched across problems
         return list(score_items(task, [(p.question, steps) for p, steps in chunk]))
@@ -127,7 +129,7 @@ def score_samples(rm: RewardModel, samples: str | Path, task: Task | None = None
     scoring_task = task if task is not None else StepsRowsTask()
     for start in range(0, len(rows), chunk_size):
         chunk = pairs[start:start + chunk_size]
-        outs = _score_chunk(rm, scoring_task, chunk)
+        outs = score_pairs(rm, scoring_task, chunk)
         yield [
             {**row, "step_scores": list(o.step_scores), "score": aggregate(o.step_scores, rm.aggregation),
              "truncated": o.truncated}
