@@ -160,10 +160,10 @@ def test_resume_from_a_checkpoint_reaches_the_uninterrupted_result(trained, back
         json.loads((trained / "prmbench_training.json").read_text())["train_tokens"]
 
 
-def test_lora_trains_adapters_and_saves_a_merged_backbone(backbone, gsm8k_slice, tmp_path):
+def test_lora_with_gradient_checkpointing_trains_adapters_and_saves_a_merged_backbone(backbone, gsm8k_slice, tmp_path):
     pytest.importorskip("peft")
     out = tmp_path / "lora"
-    train_prm(_config(backbone, gsm8k_slice, out, max_steps=2, lora=True, lora_r=4))
+    train_prm(_config(backbone, gsm8k_slice, out, max_steps=2, lora=True, lora_r=4, gradient_checkpointing=True))
     record = json.loads((out / "prmbench_training.json").read_text())
     assert record["trainable_parameters"] < record["num_parameters"]
     rm = ValueHeadPRM(str(out), device="cpu")  # a plain backbone: the adapters were merged
@@ -241,3 +241,16 @@ def test_pretraining_table_and_override():
     assert pretrain_info(1000, ["Qwen/Qwen2.5-0.5B"], 5.0).flops == training_flops(1000, 5.0) == 30000.0
     unknown = pretrain_info(1000, ["x"], None)
     assert unknown.flops is None and "--pretrain-tokens" in unknown.source
+
+
+def test_eval_task_metrics_in_the_log_match_the_saved_checkpoint(backbone, gsm8k_slice, tmp_path):
+    from prmbench.step_eval import evaluate_step_task
+
+    out = tmp_path / "ev"
+    train_prm(_config(backbone, gsm8k_slice, out, max_steps=2, eval_task="processbench_gsm8k", eval_every=2,
+                      eval_limit=4))
+    evals = [r for r in _log(out) if "eval" in r]
+    assert [r["step"] for r in evals] == [0, 2]
+    again = evaluate_step_task("processbench_gsm8k", ValueHeadPRM(str(out), device="cpu"), limit=4)
+    assert evals[-1]["eval"]["auroc"] == pytest.approx(again["auroc"], abs=1e-9)
+    assert evals[-1]["eval"]["f1"] == again["f1"] and evals[0]["eval"]["n"] == again["n"]

@@ -47,6 +47,8 @@ from prmbench.training.flops import pretrain_info, training_flops
 LOG_FILE = "training_log.jsonl"
 RECORD_FILE = "prmbench_training.json"
 RECORD_VERSION = 1
+#: Metrics echoed on stderr after an evaluation (all of them go to the log).
+SHOWN_METRICS = ("f1", "auroc", "accuracy", "error_acc", "correct_acc", "prmscore")
 #: Fields that may change between a run and its --resume (everything else must match).
 RESUMABLE_CHANGES = {"max_steps", "resume", "eval_task", "eval_every", "eval_limit", "eval_task_args", "save_every",
                      "log_every", "output"}
@@ -276,7 +278,8 @@ def _trainer_classes() -> tuple[type, type]:
                 return
             metrics = self.evaluate()
             append_log(self.out / LOG_FILE, {**self._counts(state), "eval": metrics})
-            _log(f"step {state.global_step}: eval {json.dumps(metrics)}")
+            shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k in SHOWN_METRICS}
+            _log(f"step {state.global_step}: eval {', '.join(f'{k} {v:.4g}' for k, v in shown.items()) or 'done'}")
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.global_step == 0:
@@ -317,7 +320,7 @@ def _training_arguments(cfg: TrainConfig) -> Any:
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay, lr_scheduler_type=cfg.lr_scheduler, logging_steps=cfg.log_every,
         logging_first_step=True, save_strategy="steps", save_steps=cfg.save_every,
-        save_total_limit=cfg.save_total_limit, bf16=bf16, gradient_checkpointing=cfg.gradient_checkpointing,
+        save_total_limit=cfg.save_total_limit, bf16=bf16, activation_checkpointing=cfg.gradient_checkpointing,
         fsdp=cfg.fsdp or "", seed=cfg.seed, data_seed=cfg.seed, report_to=[], remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, use_cpu=not cuda,
         disable_tqdm=True,
