@@ -1,4 +1,5 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, score, leaderboard, compare, train-prm."""
+"""The `prmbench` command line: ls, run, evaluate-samples, score, leaderboard, compare, train-prm,
+similarity (and the step-level commands)."""
 
 from __future__ import annotations
 
@@ -322,6 +323,29 @@ def cmd_train_prm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_similarity(args: argparse.Namespace) -> int:
+    """Gradient-based pattern similarity S of two response sets (prmbench.similarity)."""
+    from prmbench.similarity import activation_similarity, load_reference_model, load_texts
+
+    texts_a, texts_b = load_texts(args.a), load_texts(args.b)
+    model, tok = load_reference_model(args.model, device=args.device, dtype=args.dtype)
+    done = [0]
+    total = len(texts_a) + len(texts_b)
+
+    def progress(n: int) -> None:
+        done[0] += n
+        print(f"similarity: {done[0]}/{total} texts", file=sys.stderr, flush=True)
+
+    result = activation_similarity(model, tok, texts_a, texts_b, layers=args.layers, batch_size=args.batch_size,
+                                   max_length=args.max_length, progress=progress)
+    data = {**result.to_json(), "model": args.model, "a": args.a, "b": args.b}
+    text = json.dumps(data, indent=2) + "\n"
+    if args.output:
+        _write_text(args.output, text)
+    sys.stdout.write(text)
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _add_include(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-path", action="append", metavar="DIR",
@@ -384,6 +408,26 @@ def _add_training_parsers(sub: Any, fmt: Any) -> None:
                    help="backbone pre-training tokens (default: the table of known families; 0 for random init)")
     p.add_argument("--resume", action="store_true", default=None, help="continue the run in --output from its newest checkpoint")
     p.set_defaults(func=cmd_train_prm)
+
+    p = sub.add_parser("similarity", help="gradient-based pattern similarity S of two response sets",
+                       formatter_class=fmt,
+                       epilog="examples:\n"
+                              "  prmbench similarity --model Qwen/Qwen2.5-Coder-32B-Instruct --a math.jsonl --b code.jsonl\n"
+                              "  prmbench similarity --model /models/ref --a runs/r:CELL_A --b runs/r:CELL_B --output s.json\n"
+                              "inputs: JSONL rows {\"text\": ...}, or RUN_DIR:CELL_ID (the solutions that cell chose);\n"
+                              "S = mean over cross pairs of the sum over layers (default L//2..L-1) of the cosine of\n"
+                              "|W * dF/dW| over each layer's 2-D weights, F = the largest logit at the last position")
+    p.add_argument("--model", required=True, metavar="ID_OR_DIR", help="reference causal LM")
+    p.add_argument("--a", required=True, metavar="FILE|RUN:CELL", help="first response set")
+    p.add_argument("--b", required=True, metavar="FILE|RUN:CELL", help="second response set")
+    p.add_argument("--output", metavar="OUT.json", help="also write the result here")
+    p.add_argument("--layers", metavar="A:B|i,j", help="layer indices (default: L//2 to the last)")
+    p.add_argument("--batch-size", type=int, default=8, dest="batch_size", metavar="B", help="texts per backward pass (default 8)")
+    p.add_argument("--max-length", type=int, default=2048, dest="max_length", metavar="T",
+                   help="tokens read per text (longer ones keep their first T; default 2048)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dtype", default="float32", help="model weights: float32 (default) | bfloat16 | float16")
+    p.set_defaults(func=cmd_similarity)
 
 
 def build_parser() -> argparse.ArgumentParser:
