@@ -1,5 +1,5 @@
 """The `prmbench` command line: ls, run, evaluate-samples, score, leaderboard, compare, train-prm,
-similarity (and the step-level commands)."""
+plot-training, similarity (and the step-level commands)."""
 
 from __future__ import annotations
 
@@ -323,6 +323,17 @@ def cmd_train_prm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot_training(args: argparse.Namespace) -> int:
+    """Accuracy against training steps and FLOPs for train-prm output folders."""
+    from prmbench.training.plot_training import plot_training, points, points_table
+
+    metric, pts = points(args.dirs, args.metric)
+    print(points_table(metric, pts))
+    for path in plot_training(args.dirs, args.output, metric):
+        print(f"plot: {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_similarity(args: argparse.Namespace) -> int:
     """Gradient-based pattern similarity S of two response sets (prmbench.similarity)."""
     from prmbench.similarity import activation_similarity, load_reference_model, load_texts
@@ -408,6 +419,18 @@ def _add_training_parsers(sub: Any, fmt: Any) -> None:
                    help="backbone pre-training tokens (default: the table of known families; 0 for random init)")
     p.add_argument("--resume", action="store_true", default=None, help="continue the run in --output from its newest checkpoint")
     p.set_defaults(func=cmd_train_prm)
+
+    p = sub.add_parser("plot-training", help="PRM accuracy against training steps and against total FLOPs",
+                       formatter_class=fmt,
+                       epilog="examples:\n"
+                              "  prmbench plot-training runs/prm-0.5b runs/prm-1.5b runs/prm-7b --output plots/prm\n"
+                              "  prmbench plot-training runs/prm-1.5b --metric auroc --output plots/auroc\n"
+                              "writes PREFIX_steps.png and PREFIX_flops.png (pre-training + RM training FLOPs) and\n"
+                              "prints the plotted points; the runs need --eval-task evaluations in their logs")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="train-prm --output folders")
+    p.add_argument("--output", default="training", metavar="PREFIX", help="file prefix (default: training)")
+    p.add_argument("--metric", help="evaluation metric (default: the first of f1, auroc, accuracy, prmscore)")
+    p.set_defaults(func=cmd_plot_training)
 
     p = sub.add_parser("similarity", help="gradient-based pattern similarity S of two response sets",
                        formatter_class=fmt,

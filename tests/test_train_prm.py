@@ -254,3 +254,26 @@ def test_eval_task_metrics_in_the_log_match_the_saved_checkpoint(backbone, gsm8k
     again = evaluate_step_task("processbench_gsm8k", ValueHeadPRM(str(out), device="cpu"), limit=4)
     assert evals[-1]["eval"]["auroc"] == pytest.approx(again["auroc"], abs=1e-9)
     assert evals[-1]["eval"]["f1"] == again["f1"] and evals[0]["eval"]["n"] == again["n"]
+
+
+def test_plot_training_draws_steps_and_flops_from_the_logs(backbone, gsm8k_slice, tmp_path, capsys):
+    from prmbench.training.plot_training import points
+
+    runs = []
+    for name, pretrain in (("small", 0), ("big", 1e6)):
+        out = tmp_path / name
+        train_prm(_config(backbone, gsm8k_slice, out, max_steps=2, eval_task="processbench_gsm8k", eval_every=1,
+                          eval_limit=2, pretrain_tokens=pretrain))
+        runs.append(out)
+    metric, pts = points(runs)
+    assert metric == "f1" and [p.step for p in pts] == [0, 1, 2, 0, 1, 2]
+    record = json.loads((runs[1] / "prmbench_training.json").read_text())
+    log = [r for r in _log(runs[1]) if "eval" in r]
+    assert [p.total_flops for p in pts[3:]] == [record["pretrain_flops"] + r["train_flops"] for r in log]
+    assert record["pretrain_flops"] == 6 * record["backbone_parameters"] * 1e6
+    code = main(["plot-training", *map(str, runs), "--output", str(tmp_path / "plots" / "p"), "--metric", "auroc"])
+    assert code == 0
+    assert (tmp_path / "plots" / "p_steps.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "p_flops.png").stat().st_size > 1000
+    assert "auroc" in capsys.readouterr().out
+    assert main(["plot-training", str(backbone)]) == 2
