@@ -277,3 +277,32 @@ def test_plot_training_draws_steps_and_flops_from_the_logs(backbone, gsm8k_slice
     assert (tmp_path / "plots" / "p_flops.png").stat().st_size > 1000
     assert "auroc" in capsys.readouterr().out
     assert main(["plot-training", str(backbone)]) == 2
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_sums_tokens_over_ranks(backbone, gsm8k_slice, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "prmbench", "train-prm",
+           "--backbone", str(backbone), "--data", f"processbench:{gsm8k_slice}", "--output", str(out),
+           "--max-steps", "4", "--batch-size", "4", "--max-length", str(MAX_LENGTH), "--device", "cpu",
+           "--log-every", "1", "--pretrain-tokens", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((out / "prmbench_training.json").read_text())
+    data = _examples(backbone, gsm8k_slice)
+    lengths = [len(e.ids) for e in data.examples]
+    # 2 ranks x 4 solutions x 4 steps = 32 slots; the distributed sampler pads each epoch to a
+    # multiple of 8 by repeating solutions, so every solution is seen at least 32 // n times
+    n = len(lengths)
+    epochs, extra = divmod(32, n + (-n % 8))
+    assert extra == 0
+    least = epochs * sum(lengths)
+    assert least <= record["train_tokens"] <= least + epochs * (-n % 8) * max(lengths)
+    assert record["train_tokens"] == _log(out)[-1]["train_tokens"]
+    assert proc.stderr.count("solutions, ") == 1  # one rank reports
+    assert len(ValueHeadPRM(str(out), device="cpu").score_items(None, [("Q", ["a", "b"])])[0].step_scores) == 2

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,8 @@ class TrainConfig:
 
 
 def _log(msg: str) -> None:
-    print(f"train-prm: {msg}", file=sys.stderr, flush=True)
+    if _is_main_process():
+        print(f"train-prm: {msg}", file=sys.stderr, flush=True)
 
 
 def resolve_backbone(spec: str) -> Path:
@@ -151,9 +153,23 @@ def _pad_id(tokenizer: Any) -> int:
 
 
 # -- output folder, log and record ---------------------------------------------------------------
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch (or a single process): the one that checks and writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _prepare_output(cfg: TrainConfig) -> Path | None:
-    """Check the output folder; on --resume return the newest Trainer checkpoint (and trim the log to it)."""
+    """Check the output folder; on --resume return the newest Trainer checkpoint (and trim the log to it).
+
+    Only the main process checks and trims; the other ranks of a multi-process launch just find
+    the checkpoint to resume from.
+    """
     out = Path(cfg.output)
+    if not _is_main_process():
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
+        return Path(last) if last else None
     record = out / RECORD_FILE
     checkpoints = sorted(out.glob("checkpoint-*")) if out.is_dir() else []
     if not cfg.resume:
@@ -394,7 +410,7 @@ def train_prm(cfg: TrainConfig) -> Path:
             record["total_flops"] = pretrain.flops + record["train_flops"]
         write_json_atomic(out / RECORD_FILE, record)
 
-    if resume_from is None:
+    if resume_from is None and _is_main_process():
         write_json_atomic(out / RECORD_FILE, record)
     PRMTrainer, LogCallback = _trainer_classes()
     evaluate = None
