@@ -348,7 +348,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
         print(f"similarity: {done[0]}/{total} texts", file=sys.stderr, flush=True)
 
     result = activation_similarity(model, tok, texts_a, texts_b, layers=args.layers, batch_size=args.batch_size,
-                                   max_length=args.max_length, progress=progress)
+                                   max_length=args.max_length, memory_mb=args.memory_mb, progress=progress)
     data = {**result.to_json(), "model": args.model, "a": args.a, "b": args.b}
     text = json.dumps(data, indent=2) + "\n"
     if args.output:
@@ -448,6 +448,8 @@ def _add_training_parsers(sub: Any, fmt: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, dest="batch_size", metavar="B", help="texts per backward pass (default 8)")
     p.add_argument("--max-length", type=int, default=2048, dest="max_length", metavar="T",
                    help="tokens read per text (longer ones keep their first T; default 2048)")
+    p.add_argument("--memory-mb", type=float, default=2048, dest="memory_mb", metavar="MB",
+                   help="cap on one pass's captured activations; above it the layers are split into passes (default 2048)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--dtype", default="float32", help="model weights: float32 (default) | bfloat16 | float16")
     p.set_defaults(func=cmd_similarity)

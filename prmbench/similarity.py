@@ -21,8 +21,12 @@ How it is computed (exactly, not approximately):
   under the causal mask no real token sees the pads behind it). For a linear layer y = x W^T the
   gradient of text b's F is sum_t g_bt^T x_bt with g = dF_b/dy (rows of a batch are independent),
   so one backward pass of sum_b F_b gives every text's own dF/dW through forward hooks; per-text
-  matrices are formed one weight at a time (memory: batch x the largest matrix). A model whose
-  layers hold 2-D weights outside nn.Linear falls back to one text per backward pass.
+  matrices are formed one weight and one text at a time.
+- **Memory-bounded.** Beyond the model: set 1's running sum (one float32 copy of the selected
+  layers' 2-D weights), one weight-sized matrix, and the captured inputs / output gradients of
+  one group of layers: when a batch's would exceed `memory_mb` (default 2048), the layers are
+  split into groups, each with its own forward + backward pass. A model whose layers hold 2-D
+  weights outside nn.Linear falls back to one text per backward pass (the weights' own gradients).
 - Only the last position goes through the LM head (never full-vocabulary logits of every token).
 - Texts longer than `max_length` tokens keep their first `max_length` tokens (counted in
   `truncated`); texts are tokenized with the tokenizer's special tokens (e.g. a bos).
@@ -36,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from prmbench.errors import ConfigError, DataError, ModelLoadError
 
@@ -196,60 +200,89 @@ def _forward_f(model: Any, rows: list[list[int]]) -> Any:
 
 
 class _Activations:
-    """A = |W * dF_b/dW| per text b of a batch and per selected weight, after one backward pass."""
+    """Per-text A = |W * dF_b/dW| of a batch for a group of weights, from one backward pass.
 
-    def __init__(self, model: Any, weights: list[tuple[int, str, Any, Any]], per_text: bool):
-        self.model, self.weights, self.per_text = model, weights, per_text
+    `compute(rows, group)` returns, per weight of the group, a function b -> A of text b
+    ([out, in], float32), formed on demand so at most one such matrix exists at a time.
+    """
 
-    def compute(self, rows: list[list[int]]) -> list[Any]:
-        """One entry per weight: a callable giving the [B, out, in] activation tensor (float32)."""
+    def __init__(self, model: Any, per_text: bool):
+        self.model, self.per_text = model, per_text
+
+    def compute(self, rows: list[list[int]], group: list[tuple[int, str, Any, Any]]) -> list[Callable[[int], Any]]:
+        """The activation functions of `group`'s weights for the texts `rows`."""
         import torch
 
-        if self.per_text:
-            assert len(rows) == 1
-            for _, _, p, _ in self.weights:
-                p.requires_grad_(True)
-            try:
-                f = _forward_f(self.model, rows)
-                grads = torch.autograd.grad(f.sum(), [p for _, _, p, _ in self.weights])
-            finally:
-                for _, _, p, _ in self.weights:
-                    p.requires_grad_(False)
-            return [lambda p=p, g=g: (p.detach().float() * g.float()).abs().unsqueeze(0)
-                    for (_, _, p, _), g in zip(self.weights, grads)]
+        for _, _, p, _ in group:
+            p.requires_grad_(True)  # puts these layers' outputs (or the weights themselves) on the graph
         captured: dict[int, tuple[Any, Any]] = {}
         hooks = []
-        for k, (_, _, p, lin) in enumerate(self.weights):
-            def hook(mod: Any, inp: Any, out: Any, k: int = k) -> None:
-                captured[k] = (inp[0].detach(), out)
-            hooks.append(lin.register_forward_hook(hook))
-            p.requires_grad_(True)  # so the outputs of these layers are part of the graph
+        if not self.per_text:
+            for k, (_, _, _, lin) in enumerate(group):
+                def hook(mod: Any, inp: Any, out: Any, k: int = k) -> None:
+                    captured[k] = (inp[0].detach(), out)
+                hooks.append(lin.register_forward_hook(hook))
         try:
             f = _forward_f(self.model, rows)
-            outs = [captured[k][1] for k in range(len(self.weights))]
-            gs = torch.autograd.grad(f.sum(), outs)
+            targets = [p for _, _, p, _ in group] if self.per_text else [captured[k][1] for k in range(len(group))]
+            grads = torch.autograd.grad(f.sum(), targets)
         finally:
             for h in hooks:
                 h.remove()
-            for _, _, p, _ in self.weights:
+            for _, _, p, _ in group:
                 p.requires_grad_(False)
-        xs = [captured[k][0] for k in range(len(self.weights))]
-        return [lambda p=p, x=x, g=g: (p.detach().float().unsqueeze(0)
-                                       * torch.einsum("bto,bti->boi", g.float(), x.float())).abs()
-                for (_, _, p, _), x, g in zip(self.weights, xs, gs)]
+        if self.per_text:  # one text: the weights' own gradients
+            return [lambda b, p=p, g=g: (p.detach().float() * g.float()).abs() for (_, _, p, _), g in zip(group, grads)]
+        lengths = [len(r) for r in rows]
+        # text b's gradient of y = x W^T is sum over its tokens of g_t^T x_t (other rows' F do not depend on it)
+        return [lambda b, p=p, x=captured[k][0], g=g: (p.detach().float()
+                                                       * (g[b, : lengths[b]].float().T @ x[b, : lengths[b]].float())).abs()
+                for k, ((_, _, p, _), g) in enumerate(zip(group, grads))]
+
+
+def _layer_groups(weights: list[tuple[int, str, Any, Any]], tokens: int, budget_bytes: float,
+                  per_text: bool) -> list[list[tuple[int, str, Any, Any]]]:
+    """Whole layers grouped so that one batch's captured inputs and output gradients fit `budget_bytes`.
+
+    A batch of `tokens` padded tokens keeps, per linear weight [out, in], tokens x (in + out)
+    values; each group is one forward + backward pass. The per-text path keeps weight-sized
+    gradients, so it takes every layer at once.
+    """
+    by_layer: dict[int, list[tuple[int, str, Any, Any]]] = {}
+    for w in weights:
+        by_layer.setdefault(w[0], []).append(w)
+    if per_text:
+        return [weights]
+    groups: list[list[tuple[int, str, Any, Any]]] = []
+    used = 0.0
+    for layer in by_layer.values():
+        cost = sum(tokens * (p.shape[0] + p.shape[1]) * p.element_size() for _, _, p, _ in layer)
+        if groups and used + cost <= budget_bytes:
+            groups[-1].extend(layer)
+            used += cost
+        else:
+            groups.append(list(layer))
+            used = cost
+    return groups
 
 
 def activation_similarity(model: Any, tokenizer: Any, texts_a: Sequence[str], texts_b: Sequence[str], *,
                           layers: str | None = None, batch_size: int = 8, max_tokens: int = 8192,
-                          max_length: int = 2048, per_text: bool | None = None,
-                          progress: Any = None) -> SimilarityResult:
-    """S(texts_a, texts_b) as defined in the module docstring."""
+                          max_length: int = 2048, memory_mb: float = 2048, per_text: bool | None = None,
+                          progress: Callable[[int], None] | None = None) -> SimilarityResult:
+    """S(texts_a, texts_b) as defined in the module docstring.
+
+    Memory beyond the model: one float32 copy of the selected layers' 2-D weights (set a's sum of
+    unit vectors), the captured activations of one layer group (at most `memory_mb`, else one
+    layer per pass) and one weight-sized matrix at a time. `batch_size` texts and `max_tokens`
+    padded tokens per batch.
+    """
     import torch
 
     if not texts_a or not texts_b:
         raise DataError("both sets need at least one text")
-    if batch_size < 1 or max_length < 2:
-        raise ConfigError("--batch-size must be >= 1 and --max-length >= 2")
+    if batch_size < 1 or max_length < 2 or max_tokens < 2 or memory_mb <= 0:
+        raise ConfigError("--batch-size must be >= 1, --max-length >= 2 and the memory budget positive")
     blocks = decoder_layers(model)
     selected = parse_layers(layers, len(blocks))
     weights = _weights(blocks, selected)
@@ -257,7 +290,7 @@ def activation_similarity(model: Any, tokenizer: Any, texts_a: Sequence[str], te
         raise ModelLoadError(f"layers {list(selected)} hold no 2-D weight matrix")
     if per_text is None:
         per_text = any(lin is None for _, _, _, lin in weights)
-    acts = _Activations(model, weights, per_text)
+    acts = _Activations(model, per_text)
     size = 1 if per_text else batch_size
     truncated = 0
 
@@ -270,42 +303,37 @@ def activation_similarity(model: Any, tokenizer: Any, texts_a: Sequence[str], te
             out.append(ids[:max_length])
         return out
 
-    layer_of = [li for li, _, _, _ in weights]
+    index = {id(p): k for k, (_, _, p, _) in enumerate(weights)}
     acc = [torch.zeros(p.shape, dtype=torch.float32, device=p.device) for _, _, p, _ in weights]
-    zero = 0
-    # set a: running sum of each text's per-layer unit vectors
-    for rows in _batches(encode(texts_a), size, max_tokens):
-        parts = acts.compute(rows)
-        sq = {li: torch.zeros(len(rows), device=acc[0].device) for li in selected}
-        for li, make in zip(layer_of, parts):
-            sq[li] += make().pow(2).sum(dim=(1, 2))
-        norms = {li: v.sqrt() for li, v in sq.items()}
-        zero += int(sum((v == 0).sum() for v in norms.values()))
-        for k, (li, make) in enumerate(zip(layer_of, parts)):
-            inv = torch.where(norms[li] > 0, 1.0 / norms[li], torch.zeros_like(norms[li]))
-            acc[k] += torch.einsum("b,boi->oi", inv, make())
-        if progress:
-            progress(len(rows))
-    # set b: each text's dot with the sums, divided by its own norms
     totals = {li: 0.0 for li in selected}
-    for rows in _batches(encode(texts_b), size, max_tokens):
-        parts = acts.compute(rows)
-        sq = {li: torch.zeros(len(rows), device=acc[0].device) for li in selected}
-        dots = {li: torch.zeros(len(rows), device=acc[0].device) for li in selected}
-        for k, (li, make) in enumerate(zip(layer_of, parts)):
-            a = make()
-            sq[li] += a.pow(2).sum(dim=(1, 2))
-            dots[li] += torch.einsum("boi,oi->b", a, acc[k])
-        for li in selected:
-            n = sq[li].sqrt()
-            zero += int((n == 0).sum())
-            totals[li] += float(torch.where(n > 0, dots[li] / n.clamp_min(1e-30), torch.zeros_like(n)).sum())
-        if progress:
-            progress(len(rows))
+    zero = 0
+    for which, texts in (("a", texts_a), ("b", texts_b)):
+        for rows in _batches(encode(texts), size, max_tokens):
+            padded = len(rows) * max(len(r) for r in rows)
+            for group in _layer_groups(weights, padded, memory_mb * 2**20, per_text):
+                parts = acts.compute(rows, group)
+                group_layers = sorted({li for li, _, _, _ in group})
+                for b in range(len(rows)):
+                    sq = dict.fromkeys(group_layers, 0.0)
+                    dots = dict.fromkeys(group_layers, 0.0)
+                    for (li, _, p, _), make in zip(group, parts):
+                        a = make(b)
+                        sq[li] += float(a.pow(2).sum())
+                        if which == "b":  # dot with set a's sum of unit vectors
+                            dots[li] += float((a * acc[index[id(p)]]).sum())
+                    norms = {li: math.sqrt(v) for li, v in sq.items()}
+                    zero += sum(n == 0 for n in norms.values())
+                    if which == "a":  # add this text's unit vector per layer (matrices formed again)
+                        for (li, _, p, _), make in zip(group, parts):
+                            if norms[li] > 0:
+                                acc[index[id(p)]].add_(make(b), alpha=1.0 / norms[li])
+                    else:
+                        for li in group_layers:
+                            totals[li] += dots[li] / norms[li] if norms[li] > 0 else 0.0
+            if progress:
+                progress(len(rows))
     pairs = len(texts_a) * len(texts_b)
     per_layer = {li: totals[li] / pairs for li in selected}
-    s = math.fsum(per_layer.values())
-    return SimilarityResult(S=s, per_layer=per_layer, layers=selected, n_a=len(texts_a), n_b=len(texts_b),
-                            truncated=truncated, zero_vectors=zero,
-                            meta={"batched": not per_text, "max_length": max_length,
-                                  "num_layers": len(blocks)})
+    return SimilarityResult(S=math.fsum(per_layer.values()), per_layer=per_layer, layers=selected, n_a=len(texts_a),
+                            n_b=len(texts_b), truncated=truncated, zero_vectors=zero,
+                            meta={"batched": not per_text, "max_length": max_length, "num_layers": len(blocks)})

@@ -59,6 +59,9 @@ def test_similarity_equals_the_definition(ref_model):
     # one text per backward pass through the parameters' gradients: the same numbers
     slow = activation_similarity(model, tok, A, B, per_text=True)
     assert slow.per_layer == pytest.approx(want, abs=1e-5)
+    # a memory budget below one layer's captures: one forward + backward pass per layer, same numbers
+    split = activation_similarity(model, tok, A, B, batch_size=2, memory_mb=1e-3)
+    assert split.per_layer == pytest.approx(want, abs=1e-5)
     # S is symmetric, and each text matches itself perfectly in every layer
     assert activation_similarity(model, tok, B, A).S == pytest.approx(got.S, abs=1e-5)
     assert activation_similarity(model, tok, A[:1], A[:1]).S == pytest.approx(2.0, abs=1e-5)
