@@ -52,7 +52,7 @@ RECORD_VERSION = 1
 SHOWN_METRICS = ("f1", "auroc", "accuracy", "error_acc", "correct_acc", "prmscore")
 #: Fields that may change between a run and its --resume (everything else must match).
 RESUMABLE_CHANGES = {"max_steps", "resume", "eval_task", "eval_every", "eval_limit", "eval_task_args", "save_every",
-                     "log_every", "output"}
+                     "log_every", "output", "device", "save_total_limit"}
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,11 @@ def resolve_backbone(spec: str) -> Path:
         return path.resolve()
     from prmbench.reward_models.checkpoint import resolve_checkpoint
 
-    return resolve_checkpoint(spec, "value_head_prm")[0]
+    try:
+        return resolve_checkpoint(spec, "value_head_prm")[0]
+    except ModelLoadError as e:
+        raise ModelLoadError(f"--backbone {spec}: {str(e).split(': ', 1)[-1].split('. Either')[0]}; download it "
+                             f"(`hf download {spec}`) and pass the folder, or unset HF_HUB_OFFLINE") from None
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -244,10 +248,12 @@ def live_reward_model(backbone_path: Path, model: Any, step_token: str, device: 
 
 def step_eval_function(task: str, task_args: dict[str, Any], limit: int | None) -> Callable[[Any], dict[str, Any]]:
     """rm -> metrics of the step-level `task` (prmbench.step_eval.evaluate_step_task)."""
-    try:
-        from prmbench.step_eval import evaluate_step_task
-    except ImportError as e:
-        raise ConfigError(f"--eval-task needs prmbench.step_eval, which this installation lacks ({e})") from None
+    from prmbench.plugins import build_registry
+    from prmbench.step_eval import evaluate_step_task
+    from prmbench.step_task import require_step_task
+
+    # fail now, not after loading the data and the model: an unknown or non-step task, bad arguments
+    require_step_task(build_registry().build("task", task, dict(task_args or {})), task)
 
     def run(rm: Any) -> dict[str, Any]:
         return dict(evaluate_step_task(task, rm, task_args=task_args or None, limit=limit))
@@ -369,7 +375,6 @@ def train_prm(cfg: TrainConfig) -> Path:
     backbone_path = resolve_backbone(cfg.backbone)
     resume_from = _prepare_output(cfg)
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
     evaluate_fn = step_eval_function(cfg.eval_task, cfg.eval_task_args, cfg.eval_limit) if cfg.eval_task else None
 
     with _quiet_transformers():
@@ -411,6 +416,7 @@ def train_prm(cfg: TrainConfig) -> Path:
         write_json_atomic(out / RECORD_FILE, record)
 
     if resume_from is None and _is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / RECORD_FILE, record)
     PRMTrainer, LogCallback = _trainer_classes()
     evaluate = None
