@@ -123,10 +123,13 @@ def plot_training(dirs: Sequence[str | Path], output: str | Path, metric: str | 
         for run in runs:
             mine = [p for p in pts if p.run == run]
             if axis == "flops":
-                mine = [p for p in mine if p.total_flops is not None]
-                if not mine:
+                known = [p for p in mine if p.total_flops is not None]
+                mine = [p for p in known if p.total_flops > 0]  # a log axis has no 0 (step 0 of a random init)
+                if not known:
                     print(f"plot-training: {run} has no pre-training FLOPs (train with --pretrain-tokens); "
                           f"left out of the FLOPs figure", file=sys.stderr)
+                    continue
+                if not mine:
                     continue
             xs = [p.step if axis == "steps" else p.total_flops for p in mine]
             ax.plot(xs, [p.value for p in mine], marker="o", label=f"{run} ({_size(mine[0].num_parameters)} params)")
