@@ -451,7 +451,8 @@ def _add_training_parsers(sub: Any, fmt: Any) -> None:
     p.add_argument("--memory-mb", type=float, default=2048, dest="memory_mb", metavar="MB",
                    help="cap on one pass's captured activations; above it the layers are split into passes (default 2048)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--dtype", default="float32", help="model weights: float32 (default) | bfloat16 | float16")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="model weights (default float32)")
     p.set_defaults(func=cmd_similarity)
 
 

@@ -20,4 +20,7 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 # the synthetic environment registers through the entry point: step-level search from the wheel
 "$work/venv/bin/prmbench" run --tasks synthetic --policy synthetic --rm synthetic_prm --strategy mcts,beam_search \
   --budget 4 --limit 3 --output syn > syn.log
+# the training stage ships too (prmbench.training, prmbench.similarity)
+"$work/venv/bin/python" -c "import prmbench.training.train_prm, prmbench.training.plot_training, prmbench.similarity"
+"$work/venv/bin/prmbench" train-prm --help | grep -q -- --backbone
 echo "wheel check: ok ($(ls "$work"/dist))"

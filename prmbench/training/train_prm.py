@@ -194,7 +194,7 @@ def _prepare_output(cfg: TrainConfig) -> Path | None:
                           f"use the original flags (only {', '.join(sorted(RESUMABLE_CHANGES - {'resume', 'output'}))} may change)")
     if last is None:
         _log(f"no checkpoint-N in {out} yet: starting from step 0")
-        _trim_log(out / LOG_FILE, 0)
+        _trim_log(out / LOG_FILE, -1)  # everything is redone, the step-0 evaluation included
         return None
     step = int(json.loads((Path(last) / "trainer_state.json").read_text())["global_step"])
     _trim_log(out / LOG_FILE, step)
