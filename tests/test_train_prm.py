@@ -7,6 +7,7 @@ holds, the saved checkpoint's scores from the Trainer's own checkpoint weights.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -307,3 +308,16 @@ def test_ddp_on_two_cpu_processes_sums_tokens_over_ranks(backbone, gsm8k_slice, 
     assert record["train_tokens"] == _log(out)[-1]["train_tokens"]
     assert proc.stderr.count("solutions, ") == 1  # one rank reports
     assert len(ValueHeadPRM(str(out), device="cpu").score_items(None, [("Q", ["a", "b"])])[0].step_scores) == 2
+
+
+def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(backbone, gsm8k_slice, tmp_path):
+    out = tmp_path / "early"
+    cfg = _config(backbone, gsm8k_slice, out, max_steps=2, log_every=1, eval_task="processbench_gsm8k",
+                  eval_every=2, eval_limit=2)
+    train_prm(cfg)
+    first = _log(out)
+    shutil.rmtree(out / "checkpoint-2")  # killed before its first save
+    train_prm(dataclasses.replace(cfg, resume=True))
+    again = _log(out)
+    assert [(r["step"], "eval" in r) for r in again] == [(r["step"], "eval" in r) for r in first]
+    assert [(0, True), (1, False)] == [(r["step"], "eval" in r) for r in again][:2]
