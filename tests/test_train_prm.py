@@ -321,3 +321,20 @@ def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(b
     again = _log(out)
     assert [(r["step"], "eval" in r) for r in again] == [(r["step"], "eval" in r) for r in first]
     assert [(0, True), (1, False)] == [(r["step"], "eval" in r) for r in again][:2]
+
+
+def test_a_mixture_records_every_source(backbone, gsm8k_slice, shared_data_dir):
+    from prmbench.training.data import parse_data_specs
+
+    shepherd = shared_data_dir / "math_shepherd" / "samples_math_shepherd.jsonl"
+    prm800k = shared_data_dir / "prm800k" / "samples_prm800k.jsonl"
+    specs = parse_data_specs(f"processbench:{gsm8k_slice},math_shepherd:{shepherd},prm800k:{prm800k}")
+    tok = AutoTokenizer.from_pretrained(str(backbone))
+    data = build_training_data(specs, tok, tok("\n", add_special_tokens=False)["input_ids"][-1], 100_000)
+    assert [s.format for s in data.sources] == ["processbench", "math_shepherd", "prm800k"]
+    for src in data.sources:
+        sols = list(read_labels(src.spec))
+        mine = [e for e in data.examples if e.source == src.spec]
+        assert src.solutions == len(sols) and src.used == len(mine) == sum(
+            any(v is not None for v in s.labels) for s in sols)
+        assert src.labelled_steps == sum(len(e.labels) for e in mine) > 0
