@@ -1,5 +1,5 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, score, leaderboard, compare, train-prm,
-plot-training, similarity (and the step-level commands)."""
+"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, compare,
+train-prm, plot-training, similarity (and the step-level commands)."""
 
 from __future__ import annotations
 
@@ -528,6 +528,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-args", metavar="K=V[,K=V]")
     _add_include(p)
     p.set_defaults(func=cmd_score)
+
+    from prmbench.labels.cli import add_parsers as add_label_parsers
+
+    add_label_parsers(sub, fmt)
 
     _add_training_parsers(sub, fmt)
 

@@ -12,9 +12,10 @@ does not fit its format raises `DataError` naming the file, the line and the fie
   completion was chosen and none was written (labelling stopped: phase 2 ``found_error``, or a
   phase-1 step whose alternatives were all rejected) the path ends with the first rejected
   completion (rating -1, label 0.0) if there is one. Ratings map 1 -> 1.0, -1 -> 0.0, null ->
-  None, and the neutral rating 0 -> `PRM800K_NEUTRAL` (1.0 by default: a neutral step is not a
-  mistake, the convention of Lightman et al. 2023 when a solution counts as correct unless a step
-  is rated -1); pass `neutral=0.0` (strict) or `neutral=None` (unlabelled) to change it.
+  None, and the neutral rating 0 -> `PRM800K_NEUTRAL`: 1.0 by default, because only -1 marks a
+  mistake (a neutral step is acceptable but not progress, and labelling continues past it);
+  `read_prm800k(path, neutral=0.0)` gives the strict reading (only +1 is good) and
+  `neutral=None` leaves neutral steps unlabelled.
 - ``math_shepherd``: rows with ``input`` (question, then ``Step k: ...`` steps each ending in the
   step tag `` ки``) and ``label`` (the same text with each tag replaced by `` +`` or `` -``).
   The ``Step k:`` prefixes are removed from the step texts.
@@ -310,7 +311,7 @@ def _read_prmbench(path: str | Path, soft: bool) -> Iterator[LabelledSolution]:
         if len(values) != len(steps):
             raise w.error(key, f"has {len(values)} entries for {len(steps)} steps")
         labels = tuple(_label_value(v, w, f"{key}[{i}]") for i, v in enumerate(values))
-        meta = {k: row[k] for k in ("task", "first_error", "annotator", "mc_values", "search") if k in row}
+        meta = {k: row[k] for k in ("task", "first_error", "annotators", "mc_values", "search") if k in row}
         meta.update(file=str(path), line=line)
         yield LabelledSolution(problem_id=pid, question=question, steps=tuple(steps), labels=labels,
                                source="prmbench", meta=meta)

@@ -70,6 +70,7 @@ class SyntheticTask(Task):
 
     domain: ClassVar[str] = "math"
     version: ClassVar[str] = "1"
+    split: ClassVar[str] = "generated"  # made up on the spot: labels of it may train any PRM
 
     def __init__(self, n_problems: int = 100, n_steps: int = 4, p_step: float | None = None, seed: int = 0):
         if not isinstance(n_problems, int) or n_problems < 1 or not isinstance(n_steps, int) or n_steps < 1:
