@@ -37,6 +37,9 @@ EPILOG_RUN = """examples:
   # the same strategies under explicit caps: 2000 generated tokens, or 30 model-call seconds
   prmbench run ... --budget-unit tokens --budget 2000
   prmbench run ... --budget-unit seconds --budget 30
+  # step-level tasks: labelled solutions scored step by step (no --policy/--strategy/--budget)
+  prmbench run --tasks processbench_gsm8k,processbench_math,prm800k_test,prmbench_prm800k --rm random,math_prm
+  prmbench run --tasks processbench --rm math_prm --task-args calibrate_on=gsm8k,threshold=0.5
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
@@ -299,12 +302,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Paired comparison of two runs; exit 1 on a significant regression beyond --max-drop."""
     from prmbench.compare import compare_runs, render_comparison
     from prmbench.results import load_run
+    from prmbench.step_compare import compare_step_runs, has_step_cells, render_step_comparison
 
     if not 0 <= args.max_drop <= 1:
         raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {args.max_drop})")
-    cmp = compare_runs(load_run(args.base), load_run(args.new), max_drop=args.max_drop, alpha=args.alpha)
-    print(render_comparison(cmp))
-    return 1 if cmp.regressed else 0
+    base, new = load_run(args.base), load_run(args.new)
+    reports, regressed = [], False
+    searched = any(c.kind != "step" for c in base.cells) and any(c.kind != "step" for c in new.cells)
+    stepped = has_step_cells(base) and has_step_cells(new)
+    if searched or not stepped:  # search cells (or neither kind shared: compare_runs says so)
+        cmp = compare_runs(base, new, max_drop=args.max_drop, alpha=args.alpha)
+        reports.append(render_comparison(cmp))
+        regressed = cmp.regressed
+    if stepped:
+        step = compare_step_runs(base, new, max_drop=args.max_drop, alpha=args.alpha)
+        reports.append(render_step_comparison(step))
+        regressed = regressed or step.regressed
+    print("\n\n".join(reports))
+    return 1 if regressed else 0
 
 
 # -- train-prm / plot-training / similarity ------------------------------------------------------

@@ -203,8 +203,8 @@ def compare_runs(base: RunResult, new: RunResult, max_drop: float = 0.0, alpha: 
     if n_boot < 1:
         raise ConfigError(f"n_boot must be a positive number of bootstrap resamples (got {n_boot})")
 
-    base_cells = {_key(c): c for c in base.cells}
-    new_cells = {_key(c): c for c in new.cells}
+    base_cells = {_key(c): c for c in base.cells if c.kind != "step"}  # step-level cells: prmbench.step_compare
+    new_cells = {_key(c): c for c in new.cells if c.kind != "step"}
     shared_tasks = set(base.run.get("tasks") or {}) & set(new.run.get("tasks") or {})
     shared_tasks |= {k[0] for k in base_cells} & {k[0] for k in new_cells}
     _check_tasks(base, new, shared_tasks)

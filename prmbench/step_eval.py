@@ -137,7 +137,7 @@ def best_threshold(records: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
         raise ValueError("the F1-best threshold needs both erroneous and correct solutions")
     cands = threshold_candidates(records)
     e, c = sol.accuracies(cands)
-    f1 = np.where(e + c > 0, 2 * e * c / np.where(e + c > 0, e + c, 1), 0.0)
+    f1 = _f1_draws(e, c)
     best = f1.max()
     ties = np.flatnonzero(f1 >= best - 1e-12)
     pick = ties[np.argmin(np.abs(cands[ties] - DEFAULT_THRESHOLD))]
@@ -146,6 +146,38 @@ def best_threshold(records: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
 
 def _bootstrap(k: int, n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
     return rng.binomial(n, k / n, size=draws) / n if n else np.full(draws, np.nan)
+
+
+def _hits(records: Sequence[Mapping[str, Any]], threshold: float) -> tuple[int, int, int, int]:
+    """(erroneous located, erroneous, correct kept, correct) at `threshold`."""
+    err = [r for r in records if int(r["label"]) >= 0]
+    cor = [r for r in records if int(r["label"]) < 0]
+    k_e = sum(first_below(r["step_scores"], threshold) == int(r["label"]) for r in err)
+    k_c = sum(first_below(r["step_scores"], threshold) == -1 for r in cor)
+    return k_e, len(err), k_c, len(cor)
+
+
+def _f1_draws(be: np.ndarray, bc: np.ndarray) -> np.ndarray:
+    return np.where(be + bc > 0, 2 * be * bc / np.where(be + bc > 0, be + bc, 1), 0.0)
+
+
+def _ci(draws: np.ndarray) -> list[float]:
+    tail = (1 - CI_LEVEL) / 2 * 100
+    return [float(x) for x in np.percentile(draws, [tail, 100 - tail])]
+
+
+def mean_f1_ci(subsets: Sequence[Sequence[Mapping[str, Any]]], threshold: float, n_boot: int = N_BOOT,
+               seed: int = 0) -> list[float] | None:
+    """95% CI of the mean F1 over subsets (ProcessBench's Avg. F1): each subset's classes resampled
+    as in `processbench_metrics`, independently per subset; None when a subset lacks a class."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_boot)
+    for records in subsets:
+        k_e, n_e, k_c, n_c = _hits(records, threshold)
+        if not n_e or not n_c:
+            return None
+        total += _f1_draws(_bootstrap(k_e, n_e, n_boot, rng), _bootstrap(k_c, n_c, n_boot, rng))
+    return _ci(total / len(subsets)) if subsets else None
 
 
 def processbench_metrics(records: Sequence[Mapping[str, Any]], threshold: float, n_boot: int = N_BOOT,
@@ -160,8 +192,7 @@ def processbench_metrics(records: Sequence[Mapping[str, Any]], threshold: float,
     """
     err = [r for r in records if int(r["label"]) >= 0]
     cor = [r for r in records if int(r["label"]) < 0]
-    k_e = sum(first_below(r["step_scores"], threshold) == int(r["label"]) for r in err)
-    k_c = sum(first_below(r["step_scores"], threshold) == -1 for r in cor)
+    k_e, _, k_c, _ = _hits(records, threshold)
     e = k_e / len(err) if err else None
     c = k_c / len(cor) if cor else None
     out: dict[str, Any] = {"n": len(records), "n_erroneous": len(err), "n_correct": len(cor),
@@ -169,10 +200,8 @@ def processbench_metrics(records: Sequence[Mapping[str, Any]], threshold: float,
                            "f1": harmonic_f1(e, c) if e is not None and c is not None else None}
     rng = np.random.default_rng(seed)
     be, bc = _bootstrap(k_e, len(err), n_boot, rng), _bootstrap(k_c, len(cor), n_boot, rng)
-    bf = np.where(be + bc > 0, 2 * be * bc / np.where(be + bc > 0, be + bc, 1), 0.0)
-    tail = (1 - CI_LEVEL) / 2 * 100
-    for name, draws, value in (("error_acc", be, e), ("correct_acc", bc, c), ("f1", bf, out["f1"])):
-        out[f"{name}_ci"] = None if value is None else [float(x) for x in np.percentile(draws, [tail, 100 - tail])]
+    for name, draws, value in (("error_acc", be, e), ("correct_acc", bc, c), ("f1", _f1_draws(be, bc), out["f1"])):
+        out[f"{name}_ci"] = None if value is None else _ci(draws)
     out["ci_method"] = f"stratified bootstrap, {n_boot} resamples, seed {seed}"
     pos = [1 - r["step_scores"][int(r["label"])] for r in err if int(r["label"]) < len(r["step_scores"])]
     neg = [1 - x for r in records for x in (r["step_scores"] if int(r["label"]) < 0 else r["step_scores"][: int(r["label"])])]
@@ -267,6 +296,5 @@ def evaluate_step_task(task_name: str, rm: Any, *, task_args: dict[str, Any] | N
     task = require_step_task(build_registry().build("task", task_name, dict(task_args or {})), task_name)
     check_step_rm(rm, getattr(rm, "name", type(rm).__name__), task_name)
     items = task.select(task.load_items(), limit)
-    records = [rec for rec in score_step_items(task, rm, items)]
-    _, metrics = task.evaluate(records)
+    _, metrics = task.evaluate(score_step_items(task, rm, items))
     return metrics

@@ -49,6 +49,8 @@ def _row(label: str, cell: CellResult, task: str, m: Mapping[str, Any]) -> dict[
            "complete": bool(cell.metrics.get("complete", False)), "cell_id": cell.id}
     for col in STEP_COLUMNS:
         row.setdefault(col, m.get(col))
+    if _family(cell.task) != "processbench":  # f1 is ProcessBench's F1 here (PRMBench's step F1 is not)
+        row["f1"] = None
     return row
 
 
@@ -158,7 +160,7 @@ def _display_steps(df: pd.DataFrame) -> pd.DataFrame:
         "-" if _pct(f) == "-" else (f"{_pct(f)} [{_pct(lo)}, {_pct(hi)}]" if _pct(lo) != "-" else _pct(f))
         for f, lo, hi in zip(df["f1"], df["f1_ci_low"], df["f1_ci_high"])]
     for col, name in (("error_acc", "error acc %"), ("correct_acc", "correct acc %"), ("auroc", "AUROC %"),
-                      ("accuracy", "acc %"), ("prmscore", "PRMScore %")):
+                      ("accuracy", "PRM800K acc %"), ("prmscore", "PRMScore %")):
         out[name] = [_pct(x) for x in df[col]]
     out["threshold"] = ["-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):.3g}"
                         for x in df["threshold"]]

@@ -12,10 +12,12 @@ finished chunk and `--resume` continues with the rest.
 Cell folder (the same layout as search cells):
 
     cells/<TASK--RM>/samples.jsonl   one record per item: problem_id, task, rm, kind "step",
-                                     subset, n_steps, step_scores, truncated, rm_tokens, and the
-                                     task's own fields (ProcessBench: label, predicted, ...)
+                                     subset, n_steps, step_scores, truncated, rm_tokens,
+                                     rm_seconds (its share of the batch that scored it; from the
+                                     cache: the original's), and the task's own fields
+                                     (ProcessBench: label, predicted, ...)
     cells/<TASK--RM>/metrics.json    the task's metrics (`StepTask.evaluate`), kind "step",
-                                     the cell identity and `complete`
+                                     the cell identity, `complete`, mean_rm_tokens, rm_seconds
 
 Only process reward models can score steps: an outcome reward model (kind "orm": the oracle,
 exec_public, orm) is refused with the reason before anything runs.
@@ -68,7 +70,8 @@ def check_step_rm(rm: RewardModel, rm_name: str, task_name: str) -> None:
     if kind != "prm":
         raise ConfigError(f"reward model {rm_name!r} is an outcome reward model (kind {kind!r}: one score per "
                           f"solution), so it cannot locate an erroneous step; step-level task {task_name!r} needs a "
-                          f"process reward model (e.g. random, math_prm, qwen_prm:DIR). Drop it from --rm for this task")
+                          f"process reward model (e.g. random, math_prm, qwen_prm:DIR). Drop it from --rm (to use it on search "
+                          f"tasks, run them with it in a separate run)")
 
 
 def _public_problem(task: StepTask, question: str) -> Problem:
@@ -113,7 +116,7 @@ def _record(task: StepTask, rm: RewardModel, item: StepItem, out: RMOutput) -> d
         out = RMOutput(out.step_scores, out.tokens, out.seconds, True)
     return {"problem_id": item.id, "task": task.name, "rm": rm.name, "kind": STEP_KIND, "subset": item.subset,
             "n_steps": len(item.steps), "step_scores": [float(s) for s in out.step_scores], "truncated": truncated,
-            "rm_tokens": out.tokens, **task.record(item, out)}
+            "rm_tokens": out.tokens, "rm_seconds": out.seconds, **task.record(item, out)}
 
 
 @dataclass(frozen=True)
@@ -207,16 +210,17 @@ def run_step_cell(cell_dir: Path, cell: StepCell, task: StepTask, rm: RewardMode
     final, metrics = task.evaluate(records)
     if final != records:  # predictions at a threshold calibrated on the records themselves
         _rewrite(samples, final)
-    metrics = {**metrics, "kind": STEP_KIND, "cell": cell.to_json(), "complete": len(final) == len(items)}
+    metrics = {**metrics, "kind": STEP_KIND, "cell": cell.to_json(), "complete": len(final) == len(items),
+               "mean_rm_tokens": sum(r["rm_tokens"] for r in final) / len(final) if final else None,
+               "rm_seconds": sum(float(r.get("rm_seconds") or 0) for r in final)}
     write_json_atomic(cell_dir / METRICS_FILE, metrics)
     if log is not None:
-        log(f"{cell.id}: {headline(metrics)} on {len(final)} solutions"
+        log(f"{cell.id}: {headline(metrics, task.headline_metrics)} on {len(final)} items"
             + (f" ({metrics['n_truncated']} truncated)" if metrics.get("n_truncated") else ""))
     return metrics
 
 
-def headline(metrics: Mapping[str, Any]) -> str:
+def headline(metrics: Mapping[str, Any], keys: Sequence[str]) -> str:
     """The cell's main numbers in words, e.g. 'f1 0.412, auroc 0.530'."""
-    parts = [f"{k} {metrics[k]:.3f}" for k in ("f1", "prmscore", "auroc", "accuracy")
-             if isinstance(metrics.get(k), (int, float))]
+    parts = [f"{k} {metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), (int, float))]
     return ", ".join(parts) or "no metrics"

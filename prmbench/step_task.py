@@ -43,6 +43,8 @@ class StepTask(Task):
     """
 
     step_level: ClassVar[bool] = True
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+    """Metric keys the runner's log line shows for a finished cell."""
     _items: list[StepItem] | None = None
 
     @abstractmethod

@@ -26,4 +26,7 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 # the training stage ships too (prmbench.training, prmbench.similarity)
 "$work/venv/bin/python" -c "import prmbench.training.train_prm, prmbench.training.plot_training, prmbench.similarity"
 "$work/venv/bin/prmbench" train-prm --help | grep -q -- --backbone
+# step-level tasks (no policy, no strategy) from the wheel, on the shared ProcessBench data
+"$work/venv/bin/prmbench" run --tasks processbench_gsm8k,prm800k_test --rm random --limit 10 --output step > step.log
+grep -q "processbench_gsm8k" step.log
 echo "wheel check: ok ($(ls "$work"/dist))"

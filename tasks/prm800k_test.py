@@ -141,6 +141,7 @@ class PRM800KTestTask(StepTask):
 
     domain = "math"
     version = "1"
+    headline_metrics = ("auroc", "accuracy")
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, source: str = "auto", phase: int = 2,
                  data_file: str | None = None):

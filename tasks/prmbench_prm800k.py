@@ -33,12 +33,13 @@ scores about 50 on it) and the benchmark's code (ssmisya/PRMBench
   `(idx, classification)` pair seen twice keeps its first row (5 such pairs).
 
 Only scored steps count (a truncated solution contributes its leading steps; `n_truncated` says how
-many were cut). Data: `data_file` (a folder of the *.jsonl.gz files, or one file), else
+many were cut). `--limit K` takes the first K items of each class. Data: `data_file` (a folder of the *.jsonl.gz files, or one file), else
 ``$PRMBENCH_DATA_DIR/prmbench_prm800k/prmbench/``.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -66,6 +67,7 @@ class PRMBenchTask(StepTask):
 
     domain = "math"
     version = "1"
+    headline_metrics = ("prmscore",)
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, data_file: str | None = None):
         self.threshold = check_threshold(threshold, "prmbench_prm800k")
@@ -111,6 +113,18 @@ class PRMBenchTask(StepTask):
                                       question=field(where, row, "modified_question", str, "the question text"),
                                       gold={"error_steps": sorted(errors)}))
         return items
+
+    def select(self, items: Sequence[StepItem], limit: int | None) -> list[StepItem]:
+        """The first `limit` items of each class (correct included), in the data's order."""
+        if not limit:
+            return list(items)
+        taken: Counter[str] = Counter()
+        out = []
+        for it in items:
+            if taken[it.subset] < limit:
+                taken[it.subset] += 1
+                out.append(it)
+        return out
 
     def record(self, item: StepItem, output: RMOutput) -> dict[str, Any]:
         """classification, error_steps (1-based) and the item's confusion counts at the threshold."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 from prmbench.errors import ConfigError, DataError
-from prmbench.step_eval import (DEFAULT_THRESHOLD, best_threshold, check_threshold, first_below,
+from prmbench.step_eval import (DEFAULT_THRESHOLD, best_threshold, check_threshold, first_below, mean_f1_ci,
                                 processbench_metrics)
 from prmbench.step_task import StepItem, StepTask
 from prmbench.tasks.step_data import Rows, field, hub_rows, read_rows, shared_path, string_list
@@ -48,6 +48,7 @@ class ProcessBenchTask(StepTask):
 
     domain = "math"
     version = "1"
+    headline_metrics = ("f1", "auroc")
     subsets: ClassVar[tuple[str, ...]] = SUBSETS
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, calibrate_on: str | None = None,
@@ -183,6 +184,7 @@ class ProcessBenchTask(StepTask):
             metrics = {"n": pooled["n"], "n_erroneous": pooled["n_erroneous"], "n_correct": pooled["n_correct"],
                        "threshold": threshold,
                        "f1": sum(f1s) / len(f1s) if None not in f1s else None,
+                       "f1_ci": mean_f1_ci([[r for r in final if r["subset"] == s] for s in per], threshold),
                        "f1_definition": "mean of the subsets' F1 (ProcessBench's Avg. F1)",
                        "auroc": pooled["auroc"], "solution_auroc": pooled["solution_auroc"],
                        "n_truncated": pooled["n_truncated"],
