@@ -266,20 +266,26 @@ def _trainer_classes() -> tuple[type, type]:
     from transformers import Trainer, TrainerCallback
 
     class PRMTrainer(Trainer):
-        """Trainer with a separate learning rate for the freshly initialised value head."""
+        """Trainer with a separate learning rate for the freshly initialised value head.
+
+        Parameter groups as Trainer makes them (no weight decay on biases and norms), split into
+        backbone (--learning-rate) and head (--head-learning-rate).
+        """
 
         head_learning_rate: float = 1e-3
 
         def create_optimizer(self, model: Any = None) -> Any:
             opt_model = self.model if model is None else model
             if self.optimizer is None:
-                named = [(n, p) for n, p in opt_model.named_parameters() if p.requires_grad]
-                head = [p for n, p in named if n.startswith("head.") or ".head." in n]
-                body = [p for n, p in named if not (n.startswith("head.") or ".head." in n)]
+                decay = set(self.get_decay_parameter_names(opt_model))
+                groups: dict[tuple[bool, bool], list[Any]] = {}
+                for n, p in opt_model.named_parameters():
+                    if p.requires_grad:
+                        groups.setdefault((n.startswith("head.") or ".head." in n, n in decay), []).append(p)
                 cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-                groups = [{"params": body, "weight_decay": self.args.weight_decay},
-                          {"params": head, "weight_decay": self.args.weight_decay, "lr": self.head_learning_rate}]
-                self.optimizer = cls([g for g in groups if g["params"]], **kwargs)
+                self.optimizer = cls([{"params": params, "weight_decay": self.args.weight_decay if decayed else 0.0,
+                                       **({"lr": self.head_learning_rate} if is_head else {})}
+                                      for (is_head, decayed), params in sorted(groups.items())], **kwargs)
             return self.optimizer
 
     class LogCallback(TrainerCallback):
