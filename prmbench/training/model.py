@@ -44,6 +44,8 @@ class ValueHeadModel(nn.Module):
         self.backbone = backbone
         self.head = head
         self.config = getattr(backbone, "config", None)
+        # FSDP's auto-wrap policy wraps the classes a model names here: the backbone's decoder layers
+        self._no_split_modules = getattr(backbone, "_no_split_modules", None)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
