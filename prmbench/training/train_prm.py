@@ -32,102 +32,18 @@ The output folder DIR holds, when done:
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
-import os
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.results import write_json_atomic
+from prmbench.training.config import TrainConfig
 from prmbench.training.flops import pretrain_info, training_flops
+from prmbench.training.live_eval import SHOWN_METRICS, live_reward_model, step_eval_function
+from prmbench.training.run_files import (LOG_FILE, RECORD_FILE, RECORD_VERSION, append_log, is_main_process, log,
+                                         prepare_output)
 
-LOG_FILE = "training_log.jsonl"
-RECORD_FILE = "prmbench_training.json"
-RECORD_VERSION = 1
-#: Metrics echoed on stderr after an evaluation (all of them go to the log).
-SHOWN_METRICS = ("f1", "auroc", "accuracy", "error_acc", "correct_acc", "prmscore")
-#: Fields that may change between a run and its --resume (everything else must match).
-RESUMABLE_CHANGES = {"max_steps", "resume", "eval_task", "eval_every", "eval_limit", "eval_task_args", "save_every",
-                     "log_every", "output", "device", "save_total_limit"}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything `train-prm` needs; the CLI flags map one to one (see `prmbench train-prm --help`)."""
-
-    backbone: str
-    data: str
-    output: str
-    max_steps: int = 1000
-    learning_rate: float = 2e-5
-    head_learning_rate: float = 1e-3
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    lr_scheduler: str = "cosine"
-    max_length: int = 2048
-    step_token: str = "\n"
-    seed: int = 0
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    fsdp: str = ""
-    device: str = "auto"
-    save_every: int = 200
-    save_total_limit: int = 2
-    log_every: int = 10
-    eval_task: str | None = None
-    eval_every: int = 100
-    eval_limit: int | None = None
-    eval_task_args: dict[str, Any] = field(default_factory=dict)
-    pretrain_tokens: float | None = None
-    resume: bool = False
-
-    def validate(self) -> None:
-        """Reject values the Trainer would fail on later, with the flag to fix."""
-        positive = {"max_steps": "--max-steps", "batch_size": "--batch-size", "grad_accum": "--grad-accum",
-                    "max_length": "--max-length", "save_every": "--save-every", "log_every": "--log-every",
-                    "eval_every": "--eval-every", "lora_r": "--lora-r"}
-        for name, flag in positive.items():
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{flag} must be a positive integer (got {v!r})")
-        for name, flag in (("learning_rate", "--learning-rate"), ("head_learning_rate", "--head-learning-rate")):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-                raise ConfigError(f"{flag} must be a positive number (got {v!r})")
-        if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise ConfigError("--warmup-steps and --weight-decay must be >= 0")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ConfigError(f"--precision must be auto, bf16 or fp32 (got {self.precision!r})")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda (got {self.device!r})")
-        if self.pretrain_tokens is not None and self.pretrain_tokens < 0:
-            raise ConfigError(f"--pretrain-tokens must be >= 0 (got {self.pretrain_tokens})")
-        if self.eval_limit is not None and self.eval_limit < 1:
-            raise ConfigError(f"--eval-limit must be >= 1 (got {self.eval_limit})")
-        if self.eval_task and self.fsdp:
-            raise ConfigError("--eval-task runs the live model on one process, which FSDP shards; evaluate the "
-                              "saved checkpoint afterwards instead (drop --eval-task or --fsdp)")
-        if not self.step_token:
-            raise ConfigError("--step-token must not be empty")
-
-    def to_json(self) -> dict[str, Any]:
-        """The hyper-parameters as recorded in prmbench_training.json."""
-        return dataclasses.asdict(self)
-
-
-def _log(msg: str) -> None:
-    if _is_main_process():
-        print(f"train-prm: {msg}", file=sys.stderr, flush=True)
+__all__ = ["TrainConfig", "train_prm"]
 
 
 def resolve_backbone(spec: str) -> Path:
@@ -154,111 +70,6 @@ def _pad_id(tokenizer: Any) -> int:
         if v is not None:
             return int(v)
     return 0
-
-
-# -- output folder, log and record ---------------------------------------------------------------
-def _is_main_process() -> bool:
-    """Rank 0 of a torchrun / accelerate launch (or a single process): the one that checks and writes files."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _prepare_output(cfg: TrainConfig) -> Path | None:
-    """Check the output folder; on --resume return the newest Trainer checkpoint (and trim the log to it).
-
-    Only the main process checks and trims; the other ranks of a multi-process launch just find
-    the checkpoint to resume from.
-    """
-    out = Path(cfg.output)
-    if not _is_main_process():
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
-        return Path(last) if last else None
-    record = out / RECORD_FILE
-    checkpoints = sorted(out.glob("checkpoint-*")) if out.is_dir() else []
-    if not cfg.resume:
-        if record.exists() or checkpoints:
-            raise ConfigError(f"--output {out} already holds a training run; continue it with --resume or choose a "
-                              f"new --output folder")
-        return None
-    if not record.is_file():
-        raise ConfigError(f"--resume: {out} has no {RECORD_FILE}, so no training run to continue; drop --resume")
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    old = json.loads(record.read_text()).get("config", {})
-    new = cfg.to_json()
-    changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
-    if changed:
-        raise ConfigError(f"--resume with different settings ({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in changed)}); "
-                          f"use the original flags (only {', '.join(sorted(RESUMABLE_CHANGES - {'resume', 'output'}))} may change)")
-    if last is None:
-        _log(f"no checkpoint-N in {out} yet: starting from step 0")
-        _trim_log(out / LOG_FILE, -1)  # everything is redone, the step-0 evaluation included
-        return None
-    step = int(json.loads((Path(last) / "trainer_state.json").read_text())["global_step"])
-    _trim_log(out / LOG_FILE, step)
-    _log(f"resuming from {last} (step {step})")
-    return Path(last)
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop log rows after `step` (written after the checkpoint we resume from; they are redone)."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line of an interrupted write
-        if int(row.get("step", 0)) <= step:
-            keep.append(json.dumps(row))
-    path.write_text("".join(k + "\n" for k in keep))
-
-
-def append_log(path: Path, row: dict[str, Any]) -> None:
-    """Append one flushed JSON line to the training log."""
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-
-
-# -- the model as a reward model while it trains ---------------------------------------------------
-def live_reward_model(backbone_path: Path, model: Any, step_token: str, device: str) -> Any:
-    """A ValueHeadPRM that scores with the model being trained (same encoding, same head), no copy."""
-    import torch
-
-    from prmbench.reward_models.hf_rm import count_parameters
-    from prmbench.reward_models.value_head_prm import ValueHeadPRM
-
-    class LiveValueHeadPRM(ValueHeadPRM):
-        """The in-training model behind prmbench's value-head reader."""
-
-        def _load(self) -> tuple[Any, Callable[[Any], Any], int]:
-            head = model.head
-
-            def sigmoid_value(h: Any) -> Any:
-                return torch.sigmoid(head(h.to(next(head.parameters()).dtype)).float()[:, 0])
-
-            return model.backbone, sigmoid_value, count_parameters(model.backbone, head)
-
-    return LiveValueHeadPRM(str(backbone_path), step_token=step_token, device=device, dtype="float32")
-
-
-def step_eval_function(task: str, task_args: dict[str, Any], limit: int | None) -> Callable[[Any], dict[str, Any]]:
-    """rm -> metrics of the step-level `task` (prmbench.step_eval.evaluate_step_task)."""
-    from prmbench.plugins import build_registry
-    from prmbench.step_eval import evaluate_step_task
-    from prmbench.step_task import require_step_task
-
-    # fail now, not after loading the data and the model: an unknown or non-step task, bad arguments
-    require_step_task(build_registry().build("task", task, dict(task_args or {})), task)
-
-    def run(rm: Any) -> dict[str, Any]:
-        return dict(evaluate_step_task(task, rm, task_args=task_args or None, limit=limit))
-
-    return run
 
 
 # -- the Trainer ----------------------------------------------------------------------------------
@@ -307,7 +118,7 @@ def _trainer_classes() -> tuple[type, type]:
             metrics = self.evaluate()
             append_log(self.out / LOG_FILE, {**self._counts(state), "eval": metrics})
             shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k in SHOWN_METRICS}
-            _log(f"step {state.global_step}: eval {', '.join(f'{k} {v:.4g}' for k, v in shown.items()) or 'done'}")
+            log(f"step {state.global_step}: eval {', '.join(f'{k} {v:.4g}' for k, v in shown.items()) or 'done'}")
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if state.global_step == 0:
@@ -321,7 +132,7 @@ def _trainer_classes() -> tuple[type, type]:
                 if k in logs:
                     row[k] = float(logs[k])
             append_log(self.out / LOG_FILE, row)
-            _log(f"step {row['step']}/{state.max_steps}: loss {row['loss']:.4f}, {row['train_tokens']} tokens")
+            log(f"step {row['step']}/{state.max_steps}: loss {row['loss']:.4f}, {row['train_tokens']} tokens")
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             if self.evaluate is not None and state.global_step % self.eval_every == 0:
@@ -379,7 +190,7 @@ def train_prm(cfg: TrainConfig) -> Path:
     cfg.validate()
     specs = parse_data_specs(cfg.data)
     backbone_path = resolve_backbone(cfg.backbone)
-    resume_from = _prepare_output(cfg)
+    resume_from = prepare_output(cfg)
     out = Path(cfg.output)
     evaluate_fn = step_eval_function(cfg.eval_task, cfg.eval_task_args, cfg.eval_limit) if cfg.eval_task else None
 
@@ -390,7 +201,7 @@ def train_prm(cfg: TrainConfig) -> Path:
             raise ModelLoadError(f"--backbone {cfg.backbone}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
     step_id = step_token_id(tokenizer, cfg.step_token, "train-prm")
     data = build_training_data(specs, tokenizer, step_id, cfg.max_length)
-    _log(f"{len(data.examples)} solutions, {sum(len(e.labels) for e in data.examples)} labelled steps from "
+    log(f"{len(data.examples)} solutions, {sum(len(e.labels) for e in data.examples)} labelled steps from "
          f"{', '.join(s.spec for s in data.sources)}")
 
     torch.manual_seed(cfg.seed)
@@ -421,7 +232,7 @@ def train_prm(cfg: TrainConfig) -> Path:
             record["total_flops"] = pretrain.flops + record["train_flops"]
         write_json_atomic(out / RECORD_FILE, record)
 
-    if resume_from is None and _is_main_process():
+    if resume_from is None and is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / RECORD_FILE, record)
     PRMTrainer, LogCallback = _trainer_classes()
@@ -444,6 +255,6 @@ def train_prm(cfg: TrainConfig) -> Path:
             save_value_head_checkpoint(out, body, tokenizer, final.head, step_token=cfg.step_token)
     if trainer.is_world_process_zero():
         refresh(trainer.state, status="complete")
-        _log(f"done: {trainer.state.global_step} steps, {record['train_tokens']} tokens, "
+        log(f"done: {trainer.state.global_step} steps, {record['train_tokens']} tokens, "
              f"{record['train_flops']:.3g} FLOPs; checkpoint --rm value_head_prm:{out}")
     return out
