@@ -93,7 +93,6 @@ class ValueHeadPRM(HFRewardModel):
                 raise ModelLoadError(f"{self.family}: {meta_path} is not a version-1 prmbench value-head file")
         self.step_token = step_token if step_token is not None else (self.meta or {}).get("step_token", "\n")
         self.step_id = step_token_id(self.tokenizer, self.step_token, self.family)
-        self.bos_text = self.tokenizer.bos_token or ""
 
     def format_config(self) -> dict[str, Any]:
         """Step token and checkpoint layout."""
