@@ -6,8 +6,8 @@ not read: /proc, /sys, /dev), ``needles`` (hex-encoded byte strings: canonical-s
 dataset markers), ``name_pattern`` (a regex matched against every path), ``probe_paths``
 (paths whose visibility is reported), ``elf_head_only`` (trees whose ELF binaries are read
 only in part). It reads every other regular file to the end, in chunks,
-and searches each needle in the raw bytes and, for gzip/bzip2/xz streams and zip archives
-(wheels, eggs), in the decompressed bytes too. It prints one JSON object: counts of files,
+and searches each needle in its bytes: for gzip/bzip2/xz streams in the decompressed bytes,
+for zip archives (wheels, eggs, jars) in the raw bytes and in every member's. It prints one JSON object: counts of files,
 directories and bytes read, the paths whose name matches, ``(needle, path)`` content hits,
 which probe paths exist, and the paths it could not read.
 
@@ -54,7 +54,10 @@ def _scan_file(path, needles, overlap, hits, elf_head_only):
         f.seek(0)
         if elf_head_only and magic[:4] == b"\x7fELF":
             return len(f.read(CHUNK))
-        total = _search(f, needles, overlap, path, hits)
+        if magic[:2] != b"\x1f\x8b" and magic[:3] != b"BZh" and magic[:6] != b"\xfd7zXZ\x00":
+            total = _search(f, needles, overlap, path, hits)
+        else:  # compressed bytes hold no plain text: read them, search the decompressed stream
+            total = sum(len(b) for b in iter(lambda: f.read(CHUNK), b""))
     opener = None
     if magic[:2] == b"\x1f\x8b":
         opener = gzip.open
