@@ -150,7 +150,7 @@ def bwrap_command(python: str, as_root: bool, uid: int, packages: tuple[str, ...
             m.hide(path)
     # The root tmpfs (and what bwrap made in it: /etc, /opt, mount-point parents) read-only, so
     # nothing a program writes outside /tmp survives into the next run, even as a normal user.
-    pass  # m.args += ["--remount-ro", "/"]
+    m.args += ["--remount-ro", "/"]
     cmd += m.args
     cmd += ["--chdir", "/tmp", "--"]
     cmd += _python_cmd(layout.executable) + ["--private-tmp"]
