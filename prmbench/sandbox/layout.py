@@ -61,13 +61,16 @@ if not os.path.isfile(base_exe):
 site.main()  # the caller's view, .pth files included, to find the allowed packages
 packages = {}
 for name in PACKAGES:
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin in (None, "built-in", "frozen"):
-        packages[name] = None
-    elif spec.submodule_search_locations:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
         packages[name] = list(spec.submodule_search_locations)[0]
-    else:
+    elif spec is not None and spec.origin and os.path.isfile(spec.origin):
         packages[name] = spec.origin
+    else:  # not installed, or built into the interpreter (then it needs no bind)
+        packages[name] = None if spec is None else ""
 print(json.dumps({
     "executable": os.path.realpath(base_exe), "version": "%d.%d" % sys.version_info[:2],
     "stdlib": stdlib, "base_prefixes": [sys.base_prefix, sys.base_exec_prefix], "site_dirs": site_dirs, "libs": sorted(set(libs)),
@@ -175,6 +178,8 @@ def _build(info: dict, packages: tuple[str, ...], system_roots: tuple[str, ...])
         path = info["packages"].get(name)
         if path is None:
             raise LayoutError(f"package {name!r} allowed in the sandbox is not installed for {info['executable']}")
+        if not path or inside(real(path), read_only) or inside(real(path), system_roots):
+            continue  # a built-in or standard-library module: readable already
         bound.append((os.path.basename(path), real(path)))
         libs = os.path.join(os.path.dirname(path), f"{name}.libs")
         if os.path.isdir(libs):
