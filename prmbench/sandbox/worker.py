@@ -739,6 +739,12 @@ def main(argv: list[str]) -> int:
         uid=os.getuid(), gid=os.getgid(), caps=_capabilities(), pid1=os.getpid() == 1,
         python=sys.version.split()[0],
     )
+    # Everything alive now lives as long as the worker: out of the collector's sight, a forked
+    # child's collections do not walk (and copy-on-write fault in) the worker's whole heap.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     send_msg(ctl_out, hello)
 
     while True:
