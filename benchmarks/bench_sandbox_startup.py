@@ -11,7 +11,7 @@ interleaved round by round in one process so both see the same machine load:
 
 Prints medians and the ratio new / baseline. Usage::
 
-    git archive fcbd462 prmbench/sandbox | tar -x -C /tmp/base
+    mkdir -p /tmp/base && git archive fcbd462 prmbench/sandbox | tar -x -C /tmp/base
     python benchmarks/bench_sandbox_startup.py --baseline /tmp/base/prmbench/sandbox [--rounds 7]
 """
 
