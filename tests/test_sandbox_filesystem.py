@@ -168,6 +168,12 @@ def test_allowed_packages_are_bound_one_by_one() -> None:
     with Sandbox(isolation="bwrap", workers=1, packages=("numpy",)) as sb:
         r = sb.run(program)
     assert (r.status, r.stdout) == ("ok", "10 ['numpy', 'numpy.libs'] []\n"), r
+    # a package inside a site-packages that the layout hides (the base interpreter's own) is bound too
+    base = os.path.realpath(sys._base_executable)  # type: ignore[attr-defined]
+    if subprocess.run([base, "-I", "-c", "import numpy"], capture_output=True).returncode == 0:
+        with Sandbox(isolation="bwrap", workers=1, python=base, packages=("numpy",)) as sb:
+            r = sb.run("import numpy\nprint(numpy.__file__)")
+        assert (r.status, r.stdout) == ("ok", "/opt/sandbox-site/numpy/__init__.py\n"), r
     with pytest.raises(ConfigError, match="'no_such_package_xyz' allowed in the sandbox is not installed"):
         Sandbox(workers=1, packages=("no_such_package_xyz",))
     with pytest.raises(ConfigError, match="top-level module names"):

@@ -178,7 +178,8 @@ def _build(info: dict, packages: tuple[str, ...], system_roots: tuple[str, ...])
         path = info["packages"].get(name)
         if path is None:
             raise LayoutError(f"package {name!r} allowed in the sandbox is not installed for {info['executable']}")
-        if not path or inside(real(path), read_only) or inside(real(path), system_roots):
+        visible = inside(real(path), [*read_only, *system_roots]) and not inside(real(path), hidden)
+        if not path or visible:
             continue  # a built-in or standard-library module: readable already
         bound.append((os.path.basename(path), real(path)))
         libs = os.path.join(os.path.dirname(path), f"{name}.libs")
