@@ -183,10 +183,21 @@ def test_allowed_packages_are_bound_one_by_one() -> None:
 # --------------------------------------------------------------------------- interpreters under /tmp
 
 
+@pytest.fixture
+def under_tmp():  # type: ignore[no-untyped-def]
+    """A fresh directory under /tmp itself (wherever $TMPDIR points), removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="prmbench-test-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _tmp_venv(where: Path) -> Path:
     """A real venv under /tmp, as a clone under /tmp would have, that imports this checkout's
     prmbench and dependencies through a .pth (no reinstall of torch & co.)."""
-    assert str(where).startswith("/tmp/"), where
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
@@ -197,18 +208,18 @@ def _tmp_venv(where: Path) -> Path:
     return py
 
 
-def test_a_venv_under_tmp_grades_humaneval_plus_in_the_sandbox(tmp_path: Path, shared_data_dir: Path) -> None:
-    py = _tmp_venv(tmp_path)
+def test_a_venv_under_tmp_grades_humaneval_plus_in_the_sandbox(under_tmp: Path, shared_data_dir: Path) -> None:
+    py = _tmp_venv(under_tmp)
     row = _rows(shared_data_dir / "humaneval_plus" / "HumanEvalPlus-v0.1.10.jsonl.gz")[2]
-    samples = tmp_path / "samples.jsonl"
+    samples = under_tmp / "samples.jsonl"
     samples.write_text(json.dumps({"task_id": row["task_id"], "completion": row["prompt"] + row["canonical_solution"]}) + "\n"
                        + json.dumps({"task_id": row["task_id"], "completion": row["prompt"] + "    return 0.5\n"}) + "\n")
-    env = {**os.environ, "PRMBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "PRMBENCH_CACHE_DIR": str(under_tmp / "cache")}
     out = subprocess.run([str(py), "-m", "prmbench", "evaluate-samples", "--task", "humaneval_plus", "--samples",
-                          str(samples), "--output", str(tmp_path / "graded.jsonl")],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+                          str(samples), "--output", str(under_tmp / "graded.jsonl")],
+                         capture_output=True, text=True, env=env, cwd=under_tmp, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    graded = [json.loads(line) for line in (tmp_path / "graded.jsonl").read_text().splitlines()]
+    graded = [json.loads(line) for line in (under_tmp / "graded.jsonl").read_text().splitlines()]
     assert [g["correct"] for g in graded] == [True, False]
     assert {g["details"]["isolation"] for g in graded} == {"bwrap"}
     # the sandbox of that process sees neither the venv nor what it imports
@@ -216,7 +227,7 @@ def test_a_venv_under_tmp_grades_humaneval_plus_in_the_sandbox(tmp_path: Path, s
              "with Sandbox(workers=1) as sb:\n"
              "    r = sb.run('import os, sys; print(os.path.exists(%r), sys.prefix)' % sys.prefix)\n"
              "print(sys.prefix, r.isolation, r.stdout.strip())\n")
-    out = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, timeout=120, cwd=under_tmp)
     assert out.returncode == 0, out.stderr[-3000:]
     prefix, level, seen, inner_prefix = out.stdout.split()
     assert prefix == str(py.parent.parent) and level == "bwrap" and seen == "False" and inner_prefix != prefix
@@ -233,13 +244,13 @@ def _link_tree(src: Path, dst: Path, skip: tuple[str, ...]) -> None:
                 os.link(src / rel / f, dst / rel / f)
 
 
-def test_an_interpreter_living_under_tmp_runs_with_its_site_packages_hidden(tmp_path: Path) -> None:
+def test_an_interpreter_living_under_tmp_runs_with_its_site_packages_hidden(under_tmp: Path) -> None:
     """The base interpreter itself under /tmp (a uv/conda/pyenv install there): its files are
     bound over the private /tmp at their real paths, its site-packages stay hidden, and the
     worker still empties /tmp between runs without retiring."""
     base = Path(sys.base_prefix)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    copy = tmp_path / "pybase"
+    copy = under_tmp / "pybase"
     try:
         (copy / "bin").mkdir(parents=True)
         os.link(os.path.realpath(sys._base_executable), copy / "bin" / version)  # type: ignore[attr-defined]
@@ -264,7 +275,7 @@ def test_an_interpreter_living_under_tmp_runs_with_its_site_packages_hidden(tmp_
         worker = sb._slots[0].hello.get("pid"), sb._slots[0]._proc
         second = sb.run(program)
         same_worker = (sb._slots[0].hello.get("pid"), sb._slots[0]._proc) == worker
-    top = str(copy).split("/")[2]  # /tmp/<top>/...: the kept mount point's first directory
+    top = under_tmp.name  # /tmp/<top>/...: the kept mount point's first directory
     expected = f"{copy} False {sorted(['scratch.txt', top])} []\n"
     assert (first.status, first.stdout) == ("ok", expected), first
     assert (second.status, second.stdout) == ("ok", expected), second  # scratch.txt of run 1 is gone
