@@ -35,5 +35,6 @@ PRMBENCH_CACHE_DIR="$work/cache" "$work/venv/bin/prmbench" evaluate-samples --ta
 import json
 got = [(r["correct"], r["details"]["isolation"]) for r in map(json.loads, open("he_graded.jsonl"))]
 assert got == [(True, "bwrap"), (False, "bwrap")], f"sandboxed HumanEval+ grade from a venv under /tmp: {got}"
+print("sandboxed HumanEval+ grade from the venv under /tmp: canonical passes, wrong fails (bwrap)")
 EOF
 echo "wheel check: ok ($(ls "$work"/dist))"
