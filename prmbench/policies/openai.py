@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -141,8 +140,8 @@ class OpenAIPolicy(Policy):
         self.tokenizer, self._tokenizer_id, tok_dir = self._load_tokenizer(tokenizer)
         if num_parameters is not None:
             try:
-                self._num_params = int(num_parameters)
-            except (TypeError, ValueError):
+                self._num_params = int(float(num_parameters))
+            except (TypeError, ValueError, OverflowError):
                 raise ConfigError(f"openai policy: num_parameters must be an integer (got {num_parameters!r})") from None
         else:
             self._num_params = (count_safetensors_parameters(tok_dir) if tok_dir is not None else None) or 0
@@ -291,8 +290,3 @@ class OpenAIPolicy(Policy):
     def close(self) -> None:
         """Stop the client's worker threads."""
         self.client.close()
-
-
-def warn(msg: str) -> None:
-    """A one-line notice on stderr."""
-    print(f"prmbench: {msg}", file=sys.stderr, flush=True)
