@@ -166,6 +166,15 @@ def test_cli_exit_2_for_unreachable_server(model_dir, tmp_path):
     assert url in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_no_local_tokenizer_is_a_clear_error():
+    """Without a tokenizer the chat template cannot be rendered: say which argument gives one."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(ConfigError, match="tokenizer=HUB_ID_OR_DIR"):
+        OpenAIPolicy("someone/not-in-the-cache", base_url=url)
+    with pytest.raises(ConfigError, match="PRMBENCH_TEST_NO_SUCH_KEY"):
+        OpenAIPolicy("m", base_url=url, api_key_env="PRMBENCH_TEST_NO_SUCH_KEY", chat_template=False)
+
+
 def test_finish_reasons_of_servers_that_cut_stop_strings():
     """vLLM's stop_reason and SGLang's matched_stop name the stop string they cut away."""
     assert finish_of({"finish_reason": "stop", "stop_reason": "\n\n"}, "abc", ("\n\n",)) == ("abc", "stop", "\n\n")
@@ -176,12 +185,35 @@ def test_finish_reasons_of_servers_that_cut_stop_strings():
     assert finish_of({"finish_reason": "length"}, "abc", ("X",)) == ("abc", "length", None)
 
 
-# -- a server that dies in the middle of a run ---------------------------------------------------
+# -- whole runs ----------------------------------------------------------------------------------
 def _records(run: Path) -> list[dict]:
     out = []
     for f in sorted(run.glob("cells/*/samples.jsonl")):
         out += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
     return out
+
+
+def test_greedy_run_through_the_server_equals_the_hf_run(server, model_dir, tmp_path):
+    """`prmbench run` with best-of-N and beam search at temperature 0: every record (chosen text,
+    prompt and generated token counts, calls) through the server equals the in-process one."""
+    common = ["--tasks", "math500", "--rm", "oracle", "--strategy", "best_of_n,beam_search", "--budget", "2",
+              "--limit", "3", "--max-tokens", "16", "--temperature", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name, policy_args in (("served", ["--policy", f"openai:{model_dir}", "--policy-args",
+                                          f"base_url={server.command.base_url},max_concurrent_requests=1"]),
+                              ("local", ["--policy", f"hf:{model_dir}"])):
+        proc = subprocess.run(prmbench_cmd("run", *common, *policy_args, "--output", str(tmp_path / name)),
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+
+    def key(r: dict) -> tuple:
+        s = r["spend"]
+        return (r["strategy"], r["problem_id"], r["chosen_text"], r["n_candidates"], s["prompt_tokens"],
+                s["generated_tokens"], s["policy_calls"], s["policy_flops"])
+
+    served, local = _records(tmp_path / "served"), _records(tmp_path / "local")
+    assert len(served) == 6 and [key(r) for r in served] == [key(r) for r in local]
+    assert all(r["spend"]["generated_tokens"] > 0 and r["spend"]["policy_flops"] > 0 for r in served)
 
 
 def test_server_killed_mid_run_loses_nothing_finished(model_dir, tmp_path):

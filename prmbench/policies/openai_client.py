@@ -72,6 +72,7 @@ class OpenAIClient:
         self.base_url = settings.base_url.rstrip("/")
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     # -- one request ----------------------------------------------------------------------------
     def _once(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
@@ -90,8 +91,8 @@ class OpenAIClient:
         url = self.base_url + path
         last = ""
         for attempt in range(self.settings.retries + 1):
-            if attempt:
-                time.sleep(min(self.settings.max_backoff, self.settings.backoff * 2 ** (attempt - 1)))
+            if attempt and self._closed.wait(min(self.settings.max_backoff, self.settings.backoff * 2 ** (attempt - 1))):
+                break  # closed (the run ends or was interrupted): stop retrying at once
             try:
                 return self._once(method, path, body)
             except urllib.error.HTTPError as e:
@@ -158,7 +159,8 @@ class OpenAIClient:
             return self._pool
 
     def close(self) -> None:
-        """Stop the worker threads."""
+        """Stop retrying and stop the worker threads (requests in flight end with their socket)."""
+        self._closed.set()
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
