@@ -175,6 +175,27 @@ def test_no_local_tokenizer_is_a_clear_error():
         OpenAIPolicy("m", base_url=url, api_key_env="PRMBENCH_TEST_NO_SUCH_KEY", chat_template=False)
 
 
+def test_prompt_travels_as_text_only_when_the_server_can_reproduce_its_ids(model_dir, tmp_path, shared_models_dir):
+    """Byte-level BPE (no bos): text. A SentencePiece tokenizer whose template writes a bos: the
+    server would tokenize the text after the bos differently, so the exact ids are sent."""
+    from prmbench.testing import build_tiny_model
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    bpe = OpenAIPolicy(str(model_dir), base_url=url, check_model=False)
+    text = bpe.render_prompt(MSGS_A, "Step 1:")
+    assert bpe.wire_prompt(text, bpe.prompt_ids(text)) == text
+    src = shared_models_dir / "mistralai__Mistral-7B-v0.1"
+    if not (src / "tokenizer.json").is_file():
+        pytest.skip("shared Mistral tokenizer not found")
+    mistral = build_tiny_model(tmp_path / "mistral", arch="mistral", tokenizer_dir=src, seed=0, layers=1, hidden=16)
+    sp = OpenAIPolicy(str(mistral), base_url=url, check_model=False)
+    text = sp.render_prompt(MSGS_A, "Step 1:")
+    ids = sp.prompt_ids(text)
+    assert text.startswith(sp.tokenizer.bos_token)
+    assert sp.wire_prompt(text, ids) == ids == HFPolicy(str(mistral)).prompt_ids(MSGS_A, "Step 1:")
+    assert OpenAIPolicy(str(mistral), base_url=url, check_model=False, prompt_format="text").wire_prompt(text, ids) == text
+
+
 def test_finish_reasons_of_servers_that_cut_stop_strings():
     """vLLM's stop_reason and SGLang's matched_stop name the stop string they cut away."""
     assert finish_of({"finish_reason": "stop", "stop_reason": "\n\n"}, "abc", ("\n\n",)) == ("abc", "stop", "\n\n")

@@ -13,7 +13,9 @@ solution is continued, not restarted: step-wise search works.
   request at a time; its managed launcher sets `max_concurrent_requests=1`.)
 - **Accounting.** `prompt_tokens` and `completion_tokens` come from the server's `usage`; the
   prompt count is checked against the local tokenizer (a mismatch means the server tokenizes
-  the prompt differently, e.g. adds a second bos token, and is an error).
+  the prompt differently, and is an error). The prompt travels as text when the server's
+  tokenization (with the tokenizer's special tokens, checked here) reproduces the exact prompt
+  ids, else as the token ids (see `OpenAIPolicy.wire_prompt`).
 - **Finish reasons.** The text is cut before the earliest stop string found in it (servers
   that return the stop string, such as `transformers serve`, get the same text as those that
   cut it). A server's `stop_reason` (vLLM) or `matched_stop` (SGLang) names the stop string it
@@ -109,6 +111,7 @@ class OpenAIPolicy(Policy):
     `num_parameters` feeds the FLOPs estimate (default: counted from the safetensors headers
     of the tokenizer folder, when it holds weights). `max_concurrent_requests` bounds the
     requests in flight; `timeout` (seconds per request) and `retries` govern failures.
+    `prompt_format` (auto, text, ids) says how the prompt travels (see `wire_prompt`).
     """
 
     version = "1"
@@ -116,13 +119,17 @@ class OpenAIPolicy(Policy):
     def __init__(self, model: str, base_url: str = DEFAULT_BASE_URL, api_key_env: str | None = None,
                  tokenizer: str | None = None, num_parameters: int | None = None,
                  max_concurrent_requests: int = 8, timeout: float = 600.0, retries: int = 5,
-                 revision: str | None = None, chat_template: bool = True, check_model: bool = True):
+                 revision: str | None = None, chat_template: bool = True, prompt_format: str = "auto",
+                 check_model: bool = True):
         model = str(model).strip()
         if not model:
             raise ConfigError("openai policy needs the served model's name: --policy openai:MODEL")
         self.model_spec = model
         self.revision = revision
         self.use_chat_template = _as_bool(chat_template, "openai policy: chat_template")
+        if prompt_format not in ("auto", "text", "ids"):
+            raise ConfigError(f"openai policy: prompt_format must be auto, text or ids (got {prompt_format!r})")
+        self.prompt_format = prompt_format
         api_key = None
         if api_key_env:
             api_key = os.environ.get(str(api_key_env))
@@ -201,7 +208,8 @@ class OpenAIPolicy(Policy):
             "model": self.model_spec,
             "revision": self.revision,
             "tokenizer": self._tokenizer_id,
-            "chat_template": self.use_chat_template and bool(getattr(self.tokenizer, "chat_template", None)),
+            "chat_template": self._templated(),
+            "prompt_format": self.prompt_format,
         }
 
     # -- prompts --------------------------------------------------------------------------------
@@ -209,33 +217,62 @@ class OpenAIPolicy(Policy):
         """The prompt text sent to the server (chat template + prefix, or plain text)."""
         return render_chat_prompt(self.tokenizer, messages, prefix, self.use_chat_template)
 
-    def local_prompt_tokens(self, text: str) -> int | None:
-        """Token count of a rendered prompt by the local tokenizer (None without one)."""
+    def _templated(self) -> bool:
+        return self.use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
+
+    def prompt_ids(self, text: str) -> list[int] | None:
+        """Exact token ids of a rendered prompt, as the hf backend reads it (None without a tokenizer):
+        a chat template writes its own special tokens; a plain prompt gets the tokenizer's."""
         if self.tokenizer is None:
             return None
-        templated = self.use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
-        return len(self.tokenizer(text, add_special_tokens=not templated)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=not self._templated())["input_ids"])
+
+    def wire_prompt(self, text: str, ids: list[int] | None) -> str | list[int]:
+        """What is sent as `prompt`: text, or the token ids when text cannot reproduce them.
+
+        Servers tokenize a text prompt with the tokenizer's special tokens (vLLM, SGLang and
+        `transformers serve` do), so a bos token the chat template wrote is left for them to add.
+        With `prompt_format=auto` the text is sent when that tokenization, done here, gives exactly
+        `ids`; otherwise (SentencePiece tokenizers tokenize the text after a bos differently) the
+        ids themselves go (the OpenAI API accepts a list of token ids; vLLM and SGLang do,
+        `transformers serve` does not). The server's prompt-token count is checked either way.
+        """
+        if self.prompt_format == "ids":
+            if ids is None:
+                raise ConfigError("openai policy: prompt_format=ids needs a tokenizer (--policy-args tokenizer=DIR)")
+            return ids
+        if self.prompt_format == "text" or ids is None or not self._templated():
+            return text
+        bos = getattr(self.tokenizer, "bos_token", None)
+        sent = text[len(bos):] if bos and text.startswith(bos) else text
+        if list(self.tokenizer(sent, add_special_tokens=True)["input_ids"]) == ids:
+            return sent
+        if sent is not text and list(self.tokenizer(text, add_special_tokens=True)["input_ids"]) == ids:
+            return text
+        return ids
 
     # -- generation -----------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenRequest], problem_ids: Sequence[str] | None = None) -> list[list[Generation]]:
         """For each request its n samples, sample i its own HTTP request with seed `seed + i`."""
         bodies: list[dict[str, Any]] = []
-        owners: list[tuple[int, int, str]] = []  # (request, sample, prompt text)
-        prompts: dict[tuple[tuple[Message, ...], str], str] = {}
+        owners: list[tuple[int, int, int | None]] = []  # (request, sample, exact prompt length)
+        prompts: dict[tuple[tuple[Message, ...], str], tuple[str | list[int], int | None]] = {}
         for r, req in enumerate(requests):
             self._validate(req)
             key = (tuple(req.messages), req.prefix)
             if key not in prompts:
-                prompts[key] = self.render_prompt(req.messages, req.prefix)
+                text = self.render_prompt(req.messages, req.prefix)
+                ids = self.prompt_ids(text)
+                prompts[key] = (self.wire_prompt(text, ids), None if ids is None else len(ids))
+            wire, length = prompts[key]
             for i in range(req.n):
-                bodies.append(self._body(prompts[key], req, req.seed + i))
-                owners.append((r, i, prompts[key]))
-        expected = {text: self.local_prompt_tokens(text) for text in prompts.values()}
+                bodies.append(self._body(wire, req, req.seed + i))
+                owners.append((r, i, length))
         answers: list[Generation | None] = [None] * len(bodies)
 
         def done(k: int, answer: Any, seconds: float) -> None:
-            r, i, text = owners[k]
-            answers[k] = self._parse(answer, requests[r], requests[r].seed + i, expected[text], seconds)
+            r, i, length = owners[k]
+            answers[k] = self._parse(answer, requests[r], requests[r].seed + i, length, seconds)
 
         self.client.complete_many(bodies, on_done=done)
         out: list[list[Generation]] = [[] for _ in requests]
@@ -244,7 +281,7 @@ class OpenAIPolicy(Policy):
             out[r].append(gen)
         return out
 
-    def _body(self, prompt: str, req: GenRequest, seed: int) -> dict[str, Any]:
+    def _body(self, prompt: str | list[int], req: GenRequest, seed: int) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model_spec, "prompt": prompt, "max_tokens": req.max_tokens,
                                 "temperature": req.temperature, "top_p": req.top_p, "seed": seed}
         if req.stop:
