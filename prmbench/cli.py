@@ -36,6 +36,12 @@ EPILOG_RUN = """examples:
   # the same strategies under explicit caps: 2000 generated tokens, or 30 model-call seconds
   prmbench run ... --budget-unit tokens --budget 2000
   prmbench run ... --budget-unit seconds --budget 30
+  # a model behind an OpenAI-compatible server you run (vllm serve, sglang, transformers serve DIR)
+  prmbench run --tasks math500 --policy openai:/models/tiny --policy-args base_url=http://127.0.0.1:8000/v1 \\
+      --rm oracle --strategy best_of_n,beam_search --budget 4 --limit 10
+  # prmbench starts and stops the server itself (pip install 'prmbench[vllm]')
+  prmbench run --tasks humaneval_plus --policy vllm:Qwen/Qwen2.5-Coder-7B-Instruct \\
+      --policy-args gpu_memory_utilization=0.45 --rm code_prm --strategy best_of_n --budget 8
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
