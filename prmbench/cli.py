@@ -42,6 +42,12 @@ EPILOG_RUN = """examples:
   # step-level tasks: labelled solutions scored step by step (no --policy/--strategy/--budget)
   prmbench run --tasks processbench_gsm8k,processbench_math,prm800k_test,prmbench_prm800k --rm random,math_prm
   prmbench run --tasks processbench --rm math_prm --task-args calibrate_on=gsm8k,threshold=0.5
+  # a model behind an OpenAI-compatible server you run (vllm serve, sglang, transformers serve DIR)
+  prmbench run --tasks math500 --policy openai:/models/tiny --policy-args base_url=http://127.0.0.1:8000/v1 \\
+      --rm oracle --strategy best_of_n,beam_search --budget 4 --limit 10
+  # prmbench starts and stops the server itself (pip install 'prmbench[vllm]')
+  prmbench run --tasks humaneval_plus --policy vllm:Qwen/Qwen2.5-Coder-7B-Instruct \\
+      --policy-args gpu_memory_utilization=0.45 --rm code_prm --strategy best_of_n --budget 8
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
