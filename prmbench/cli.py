@@ -1,4 +1,4 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, compare."""
+"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, report, compare."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ EPILOG_MAIN = """examples:
   prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm oracle,random \\
                --strategy best_of_n,majority_vote --budget 1,4,16 --limit 50
   prmbench leaderboard runs/my-run --format markdown --plot acc.png
+  prmbench report runs/my-run --output report.html
   prmbench compare results/baselines/ci runs/my-run --max-drop 0.02
 """
 
@@ -284,6 +285,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML report over one or more runs."""
+    from prmbench.report import write_report
+
+    write_report(args.runs, args.output, args.title)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Paired comparison of two runs; exit 1 on a significant regression beyond --max-drop."""
     from prmbench.compare import compare_runs, render_comparison
@@ -389,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="write the table here instead of standard output")
     p.add_argument("--plot", metavar="FILE.png", help="also plot accuracy against measured compute")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: tables, figures, drill-down, search trees",
+                       formatter_class=fmt,
+                       epilog="examples:\n  prmbench report runs/a --output report.html\n"
+                              "  prmbench report runs/a runs/b --output study.html --title 'PRM study'")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--output", required=True, metavar="FILE.html", help="the page to write")
+    p.add_argument("--title", help="page title (default: the run names)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="paired regression check of NEW_RUN against BASE_RUN", formatter_class=fmt,
                        epilog="examples:\n  prmbench compare results/baselines/ci runs/new --max-drop 0.05\n"
