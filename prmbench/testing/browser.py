@@ -61,6 +61,8 @@ class Browser:
         self.events: list[dict[str, Any]] = []
         self.call("Page.enable")
         self.call("Runtime.enable")
+        self.call("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                         "mobile": False})
 
     def _port(self) -> int:
         marker = Path(self._profile.name) / "DevToolsActivePort"

@@ -1,0 +1,135 @@
+"""`prmbench report`: the page's content from real run directories, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from prmbench.cli import main
+from prmbench.plugins import build_registry
+from prmbench.results import CELLS_DIR, TREES_FILE
+from prmbench.runner import RunSpec, Runner
+from prmbench.testing.browser import find_chromium
+
+STRATEGIES = ("best_of_n", "beam_search", "mcts")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    spec = RunSpec(tasks=("synthetic",), rms=("synthetic_prm",), strategies=STRATEGIES, budgets=(4, 8),
+                   policy="synthetic", limit=15, seed=0)
+    return Runner(spec, build_registry(strict=True), tmp_path_factory.mktemp("rep") / "run", log=lambda m: None).run()
+
+
+@pytest.fixture(scope="module")
+def page(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("page") / "report.html"
+    assert main(["report", str(run_dir), "--output", str(out)]) == 0
+    return out
+
+
+def _blocks(text: str) -> dict[str, object]:
+    return {m.group(1): json.loads(m.group(2).replace("<\\/", "</"))
+            for m in re.finditer(r'<script type="application/json" id="([^"]+)">(.*?)</script>', text, re.S)}
+
+
+def test_page_is_self_contained_with_every_cell_problem_figure_and_tree(page, run_dir):
+    text = page.read_text()
+    assert not re.search(r'(src|href)\s*=\s*"(?!data:|#)', text)  # nothing loaded from elsewhere
+    assert "<link" not in text and "@import" not in text and "url(http" not in text
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', text)) >= 3  # compute, budget, seconds
+    blocks = _blocks(text)
+    summary = blocks["summary"]
+    assert len(summary["cells"]) == 6 and len(summary["problems"]) == 15
+    assert len(re.findall(r'<tr data-cell=', text)) == 6
+    for i, cell in enumerate(summary["cells"]):
+        details = blocks[f"cell-{i}"]
+        assert set(details) == {p["key"] for p in summary["problems"]}
+        cell_id = cell["key"].split("/", 1)[1]
+        trees = run_dir / CELLS_DIR / cell_id / TREES_FILE
+        if "best_of_n" in cell_id:
+            assert not trees.exists() and cell["n_trees"] == 0
+            continue
+        stored = {json.loads(line)["problem_id"]: json.loads(line) for line in trees.read_text().splitlines()}
+        assert cell["n_trees"] == 15
+        for key, d in details.items():  # the page's trees are the stored ones
+            assert d["tree"] == stored[d["record"]["problem_id"]]
+        # outcomes shown in the list are the records' own
+        for key, o in summary["outcomes"][i].items():
+            assert o[0] == details[key]["record"]["correct"]
+
+
+def test_report_of_a_folder_that_is_no_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--output", str(tmp_path / "x.html")]) == 2
+    assert "not a prmbench run directory" in capsys.readouterr().err
+
+
+def test_step_level_cells_get_their_table(run_dir, tmp_path):
+    """A run that holds step-level cells (TASK--RM, kind "step") shows their metrics."""
+    import shutil
+
+    from prmbench.report.data import load_report_data
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    run = json.loads((copy / "run.json").read_text())
+    run["cells"].append({"id": "processbench_gsm8k--qwen_prm", "task": "processbench_gsm8k", "rm": "qwen_prm",
+                         "kind": "step", "strategy": None, "budget": 0, "policy": None})
+    (copy / "run.json").write_text(json.dumps(run))
+    (copy / CELLS_DIR / "processbench_gsm8k--qwen_prm").mkdir()
+    (copy / CELLS_DIR / "processbench_gsm8k--qwen_prm" / "metrics.json").write_text(json.dumps({"f1": 0.625, "n": 40}))
+    data = load_report_data([copy])
+    assert len(data.cells) == 6
+    assert data.step_cells == [{"run": "run", "cell": "processbench_gsm8k--qwen_prm", "task": "processbench_gsm8k",
+                                "rm": "qwen_prm", "f1": 0.625, "n": 40}]
+
+
+needs_browser = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (scripts/setup.sh installs it)")
+
+
+@needs_browser
+@pytest.mark.slow
+def test_page_renders_in_headless_chromium_sorts_and_expands_a_tree(page, tmp_path):
+    pytest.importorskip("websocket")
+    from matplotlib.image import imread
+
+    from prmbench.testing.browser import Browser
+
+    with Browser(width=1280, height=900) as b:
+        b.open(page)
+        assert b.evaluate("document.querySelectorAll('#board tbody tr').length") == 6
+        assert b.evaluate("document.querySelectorAll('#problems tbody tr').length") == 15
+        assert b.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 300)")
+        # sort the leaderboard by accuracy (column 8), ascending then descending
+        col = "Array.from(document.querySelectorAll('#board tbody tr')).map(r => parseFloat(r.cells[7].dataset.v))"
+        b.evaluate("document.querySelectorAll('#board thead th')[7].click()")
+        up = b.evaluate(col)
+        assert up == sorted(up)
+        b.evaluate("document.querySelectorAll('#board thead th')[7].click()")
+        down = b.evaluate(col)
+        assert down == sorted(up, reverse=True) and down != up
+        # open a problem, then its beam-search cell: the tree is there, root expanded
+        b.evaluate("document.querySelector('#problems tbody tr').click()")
+        assert b.evaluate("document.querySelectorAll('#drill details').length") == 6
+        b.evaluate("(() => { const d = Array.from(document.querySelectorAll('#drill details'))"
+                   ".find(d => d.textContent.includes('beam_search--n8')); d.open = true; })()")
+        b.evaluate("new Promise(r => setTimeout(r, 200))")
+        count = "document.querySelectorAll('#drill details[open] .tree li').length"
+        before = b.evaluate(count)
+        assert before >= 2
+        expandable = ("Array.from(document.querySelectorAll('#drill details[open] .tree li'))"
+                      ".find(li => li.querySelector(':scope > .tog').textContent === '\\u25B8')")
+        assert b.evaluate(f"!!{expandable}")
+        b.evaluate(f"{expandable}.querySelector(':scope > .tog').click()")
+        assert b.evaluate(count) > before  # a node's children rendered on expansion
+        assert b.evaluate("document.querySelectorAll('#drill details[open] .step').length") >= 1
+        b.evaluate("document.querySelector('#drill details[open] .tree').scrollIntoView()")
+        shot = b.screenshot(tmp_path / "shot.png")
+    img = imread(shot)
+    assert img.shape[0] == 900 and img.shape[1] == 1280
+    assert img[..., :3].std() > 0.05  # not a blank page
+    # the score colours of tree nodes are on screen (the greens/reds of hsl(.., 65%, 82%))
+    assert ((img[..., 1] > img[..., 0] + 0.1) | (img[..., 0] > img[..., 1] + 0.1)).mean() > 0.001
