@@ -46,7 +46,7 @@ def test_page_is_self_contained_with_every_cell_problem_figure_and_tree(page, ru
     assert len(summary["cells"]) == 6 and len(summary["problems"]) == 15
     assert len(re.findall(r'<tr data-cell=', text)) == 6
     for i, cell in enumerate(summary["cells"]):
-        details = blocks[f"cell-{i}"]
+        details = {k: v for name, b in blocks.items() if name.startswith(f"cell-{i}-") for k, v in b.items()}
         assert set(details) == {p["key"] for p in summary["problems"]}
         cell_id = cell["key"].split("/", 1)[1]
         trees = run_dir / CELLS_DIR / cell_id / TREES_FILE

@@ -1,8 +1,9 @@
 """The data of a report page, read from run directories.
 
 The page carries one small JSON summary (cells, problems, per-cell outcomes for the problem
-list) and, per cell, one JSON block with its full records and search trees that the browser
-parses only when a problem of that cell is opened (lazy: a 500 x 30 page opens quickly).
+list) and, per cell and chunk of problems, a JSON block with the full records and search trees
+that the browser parses only when one of those problems is opened (lazy: a 500 x 30 page opens
+quickly; benchmarks/bench_report_load.py).
 """
 
 from __future__ import annotations

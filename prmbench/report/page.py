@@ -72,17 +72,31 @@ def _step_html(data: ReportData) -> str:
     return f'<table class="sortable" id="step-board"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+CHUNK = 25
+"""Problems per detail block: opening a problem parses one block per cell, of this many problems."""
+
+
+def _detail_blocks(data: ReportData) -> list[str]:
+    """One JSON block per (cell, chunk of CHUNK problems in page order): `cell-I-J`."""
+    out = []
+    for i, c in enumerate(data.cells):
+        for j in range(0, len(data.problems), CHUNK):
+            part = {p["key"]: c.details[p["key"]] for p in data.problems[j:j + CHUNK] if p["key"] in c.details}
+            if part:
+                out.append(f'<script type="application/json" id="cell-{i}-{j // CHUNK}">{_json_block(part)}</script>')
+    return out
+
+
 def render_report(data: ReportData, title: str = "prmbench report") -> str:
     """The whole page as a string."""
     summary = {"cells": [{"key": c.key, "n_trees": c.n_trees} for c in data.cells], "problems": data.problems,
-               "outcomes": [c.outcomes for c in data.cells]}
+               "outcomes": [c.outcomes for c in data.cells], "chunk": CHUNK}
     runs = "; ".join(f"{html.escape(r.path.name)} ({html.escape(str(r.run.get('status')))}, "
                      f"{html.escape(str(r.run.get('created', ''))[:19])}, unit {html.escape(str(r.run.get('budget_unit')))})"
                      for r in data.runs)
     figs = "".join(f'<figure id="fig-{fid}"><figcaption>{html.escape(t)}</figcaption><img alt="{html.escape(t)}" src="{uri}"></figure>'
                    for fid, t, uri in figures(data.board, data.rm_sizes)) or '<p class="meta">No cell has results to plot.</p>'
-    blocks = "\n".join(f'<script type="application/json" id="cell-{i}">{_json_block(c.details)}</script>'
-                       for i, c in enumerate(data.cells))
+    blocks = "\n".join(_detail_blocks(data))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">

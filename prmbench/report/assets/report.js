@@ -1,6 +1,7 @@
 // prmbench report: sortable tables, a paginated problem list and a lazily rendered drill-down.
 // The summary (cells, problems, outcomes) is parsed at load; each cell's records and trees sit in
-// their own <script type="application/json"> block, parsed only when one of its problems is opened.
+// JSON blocks of S.chunk problems (element ids cell-I-J), parsed only when one
+// of those problems is opened.
 "use strict";
 (function () {
   const S = JSON.parse(document.getElementById("summary").textContent);
@@ -23,9 +24,12 @@
     return `hsl(${Math.round(120 * x)}, 65%, 82%)`;
   }
   function fmt(x, d) { return x === null || x === undefined ? "-" : (typeof x === "number" ? (Math.abs(x) >= 1e5 ? x.toExponential(2) : x.toFixed(d === undefined ? 3 : d)) : String(x)); }
-  function cellData(ci) {
-    if (!(ci in cache)) cache[ci] = JSON.parse(document.getElementById("cell-" + ci).textContent);
-    return cache[ci];
+  const index = {};
+  S.problems.forEach((p, i) => { index[p.key] = i; });
+  function detail(ci, key) {  // the record and tree of one problem in one cell
+    const id = `cell-${ci}-${Math.floor(index[key] / S.chunk)}`;
+    if (!(id in cache)) cache[id] = JSON.parse(document.getElementById(id).textContent);
+    return cache[id][key];
   }
 
   // -- sortable tables -------------------------------------------------------------------------
@@ -139,7 +143,7 @@
     d.addEventListener("toggle", () => {
       if (!d.open || d.dataset.done || !o) return;
       d.dataset.done = "1";
-      const det = cellData(ci)[p.key];
+      const det = detail(ci, p.key);
       const rec = det.record;
       d.append(el("h4", {}, "chosen solution (steps coloured by score)"), steps(rec),
         el("div", {}, `answer: ${rec.answer === null ? "-" : rec.answer}; grade: `, el("span", {class: rec.correct ? "ok" : "bad"}, rec.correct ? "correct" : "wrong")),
