@@ -133,3 +133,49 @@ def test_page_renders_in_headless_chromium_sorts_and_expands_a_tree(page, tmp_pa
     assert img[..., :3].std() > 0.05  # not a blank page
     # the score colours of tree nodes are on screen (the greens/reds of hsl(.., 65%, 82%))
     assert ((img[..., 1] > img[..., 0] + 0.1) | (img[..., 0] > img[..., 1] + 0.1)).mean() > 0.001
+
+
+def test_rm_size_figure_only_with_several_sizes(run_dir):
+    from prmbench.report.data import load_report_data
+    from prmbench.report.figures import figures
+
+    data = load_report_data([run_dir])
+    assert [f[0] for f in figures(data.board, data.rm_sizes)] == ["compute", "budget", "seconds"]
+    board = data.board.copy()
+    other = board[board["rm"] == "synthetic_prm"].copy()
+    other["rm"], other["accuracy"] = "synthetic_prm_big", other["accuracy"] * 0.5
+    import pandas as pd
+
+    both = pd.concat([board, other], ignore_index=True)
+    ids = [f[0] for f in figures(both, {"synthetic_prm": 1e9, "synthetic_prm_big": 7e9})]
+    assert ids == ["compute", "budget", "seconds", "rm_size"]
+
+
+@pytest.mark.slow
+def test_tiny_model_math500_report_has_every_cell_problem_and_tree(tmp_path, tiny_model_dir, shared_data_dir):
+    """The done-when path: a tiny hf policy on MATH-500 with best_of_n, beam_search and mcts, then the report."""
+    out, page = tmp_path / "run", tmp_path / "report.html"
+    assert main(["run", "--tasks", "math500", "--limit", "3", "--policy", f"hf:{tiny_model_dir}", "--rm", "random",
+                 "--strategy", ",".join(STRATEGIES), "--budget", "2", "--max-tokens", "12", "--output", str(out),
+                 "--data-file", f"math500={shared_data_dir / 'math500' / 'test.jsonl'}"]) == 0
+    assert main(["report", str(out), "--output", str(page)]) == 0
+    text = page.read_text()
+    blocks = _blocks(text)
+    summary = blocks["summary"]
+    assert sorted(c["key"].split("--")[2] for c in summary["cells"]) == sorted(STRATEGIES)
+    assert len(summary["problems"]) == 3 and all(len(o) == 3 for o in summary["outcomes"])
+    assert [c["n_trees"] for c in summary["cells"]] == [0 if "best_of_n" in c["key"] else 3 for c in summary["cells"]]
+    assert len(re.findall(r'src="data:image/png;base64,', text)) >= 3
+    if find_chromium() is None:
+        return
+    pytest.importorskip("websocket")
+    from prmbench.testing.browser import Browser
+
+    with Browser() as b:
+        b.open(page)
+        assert b.evaluate("document.querySelectorAll('#board tbody tr').length") == 3
+        assert b.evaluate("document.querySelectorAll('#problems tbody tr').length") == 3
+        b.evaluate("window.prmbenchReport.openProblem(2)")
+        b.evaluate("document.querySelectorAll('#drill details').forEach(d => { d.open = true; })")
+        b.evaluate("new Promise(r => setTimeout(r, 200))")
+        assert b.evaluate("document.querySelectorAll('#drill details[open] .tree').length") == 2
