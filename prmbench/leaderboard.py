@@ -43,7 +43,7 @@ _FLOAT_COLUMNS = ("accuracy", "stderr", "ci_low", "ci_high", "mean_generated_tok
                   "mean_rm_flops", "mean_candidates", "budget_flops", "mean_spend_flops")
 
 
-def run_labels(runs: Sequence[RunResult]) -> list[str]:
+def _run_labels(runs: Sequence[RunResult]) -> list[str]:
     """Directory names of the runs; the full path where two runs share a directory name."""
     names = [r.path.resolve().name or str(r.path) for r in runs]
     return [str(r.path) if names.count(name) > 1 else name for r, name in zip(runs, names)]
@@ -74,7 +74,7 @@ def leaderboard_table(runs: Iterable[RunResult]) -> pd.DataFrame:
     """
     runs = list(runs)
     rows: list[dict[str, Any]] = []
-    for label, run in zip(run_labels(runs), runs):
+    for label, run in zip(_run_labels(runs), runs):
         for cell in run.cells:
             metrics, complete = _cell_row_metrics(run, cell)
             row: dict[str, Any] = {"run": label, "task": cell.task, "policy": cell.policy, "rm": cell.rm,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from prmbench.leaderboard import leaderboard_table, run_labels
+from prmbench.leaderboard import _run_labels, leaderboard_table
 from prmbench.results import CELLS_DIR, METRICS_FILE, TREES_FILE, RunResult, load_run
 
 
@@ -65,10 +65,20 @@ def read_trees(cell_dir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def step_rows(runs: Sequence[RunResult]) -> list[dict[str, Any]]:
+    """The step-level table: prmbench.step_report.step_table where this prmbench has it, else each
+    step-level cell's metrics.json numbers (`_step_cells`)."""
+    try:
+        from prmbench.step_report import step_table  # type: ignore[import-not-found]
+    except ImportError:
+        return [row for label, run in zip(_run_labels(runs), runs) for row in _step_cells(label, run)]
+    return [{k: _clean(v) for k, v in row.items()} for row in step_table(runs).to_dict("records")]
+
+
 def _step_cells(label: str, run: RunResult) -> list[dict[str, Any]]:
-    """Step-level cells (TASK--RM, `kind` in their metadata): their metrics.json flattened."""
+    """Step-level cells (TASK--RM, `kind: step` in run.json's cells): their metrics.json numbers."""
     out = []
-    for c in run.run.get("step_cells") or [c for c in run.run.get("cells", []) if c.get("kind") == "step"]:
+    for c in (c for c in run.run.get("cells", []) if c.get("kind") == "step"):
         path = run.path / CELLS_DIR / str(c.get("id")) / METRICS_FILE
         metrics = json.loads(path.read_text()) if path.is_file() else {}
         row = {"run": label, "cell": c.get("id"), "task": c.get("task"), "rm": c.get("rm")}
@@ -82,19 +92,19 @@ def _step_cells(label: str, run: RunResult) -> list[dict[str, Any]]:
 def load_report_data(paths: Sequence[str | Path]) -> ReportData:
     """Read every run (prmbench.results.load_run) into the page's data."""
     runs = [load_run(p) for p in paths]
-    search_runs = [RunResult(r.path, r.run, [c for c in r.cells if c.strategy]) for r in runs]
+    search_runs = [RunResult(r.path, r.run, [c for c in r.cells if c.strategy and getattr(c, "kind", "search") != "step"])
+                   for r in runs]
     board = leaderboard_table(search_runs)
     labels = dict(zip(board["cell_id"] + "\0" + board["run"], board.to_dict("records")))
     cells: list[CellData] = []
     problems: dict[str, dict[str, Any]] = {}
-    step_cells: list[dict[str, Any]] = []
+    step_cells = step_rows(runs)
     rm_sizes: dict[str, float | None] = {}
-    for label, run in zip(run_labels(runs), runs):
+    for label, run in zip(_run_labels(runs), runs):
         for name, comp in ((run.run.get("components") or {}).get("rms") or {}).items():
             rm_sizes.setdefault(name, comp.get("num_parameters"))
-        step_cells.extend(_step_cells(label, run))
         for cell in run.cells:
-            if not cell.strategy:
+            if getattr(cell, "kind", "search") == "step" or not cell.strategy:
                 continue
             trees = read_trees(run.path / CELLS_DIR / cell.id)
             outcomes, details = {}, {}
