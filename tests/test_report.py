@@ -67,24 +67,23 @@ def test_report_of_a_folder_that_is_no_run_is_a_clear_error(tmp_path, capsys):
     assert "not a prmbench run directory" in capsys.readouterr().err
 
 
-def test_step_level_cells_get_their_table(run_dir, tmp_path):
-    """A run that holds step-level cells (TASK--RM, kind "step") shows their metrics."""
-    import shutil
-
+def test_step_level_cells_get_their_table(tmp_path, shared_data_dir):
+    """A run that mixes step-level cells (TASK--RM, kind "step") and search cells: both tables."""
+    out, page = tmp_path / "run", tmp_path / "report.html"
+    assert main(["run", "--tasks", "processbench_gsm8k,synthetic", "--policy", "synthetic", "--rm", "random",
+                 "--strategy", "best_of_n,beam_search", "--budget", "4", "--limit", "4", "--output", str(out)]) == 0
+    assert main(["report", str(out), "--output", str(page)]) == 0
     from prmbench.report.data import load_report_data
 
-    copy = tmp_path / "run"
-    shutil.copytree(run_dir, copy)
-    run = json.loads((copy / "run.json").read_text())
-    run["cells"].append({"id": "processbench_gsm8k--qwen_prm", "task": "processbench_gsm8k", "rm": "qwen_prm",
-                         "kind": "step", "strategy": None, "budget": 0, "policy": None})
-    (copy / "run.json").write_text(json.dumps(run))
-    (copy / CELLS_DIR / "processbench_gsm8k--qwen_prm").mkdir()
-    (copy / CELLS_DIR / "processbench_gsm8k--qwen_prm" / "metrics.json").write_text(json.dumps({"f1": 0.625, "n": 40}))
-    data = load_report_data([copy])
-    assert len(data.cells) == 6
-    assert data.step_cells == [{"run": "run", "cell": "processbench_gsm8k--qwen_prm", "task": "processbench_gsm8k",
-                                "rm": "qwen_prm", "f1": 0.625, "n": 40}]
+    data = load_report_data([out])
+    assert sorted(c.key for c in data.cells) == ["run/synthetic--random--beam_search--n4", "run/synthetic--random--best_of_n--n4"]
+    assert len(data.problems) == 4 and all(p["task"] == "synthetic" for p in data.problems)
+    assert [(r["task"], r["rm"], r["n"]) for r in data.step_cells] == [("processbench_gsm8k", "random", 4)]
+    metrics = json.loads((out / CELLS_DIR / "processbench_gsm8k--random" / "metrics.json").read_text())
+    assert data.step_cells[0]["error_acc"] == metrics["error_acc"]
+    text = page.read_text()
+    table = text[text.index('id="step-board"'):]
+    assert "processbench_gsm8k" in table[:table.index("</table>")]
 
 
 needs_browser = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (scripts/setup.sh installs it)")
