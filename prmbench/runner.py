@@ -539,12 +539,13 @@ def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
     return out
 
 
-def parse_budgets(text: str | Iterable[Any]) -> tuple[int, ...]:
-    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`) into positive integers.
+def parse_budgets(text: str | int | float | Iterable[Any]) -> tuple[int, ...]:
+    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`; a single number, as YAML
+    gives `budget: 8`) into positive integers.
 
     Anything else is a clear error.
     """
-    items = text.split(",") if isinstance(text, str) else list(text)
+    items = text.split(",") if isinstance(text, str) else [text] if isinstance(text, (int, float)) else list(text)
     out = []
     for item in items:
         s = str(item).strip()

@@ -59,5 +59,16 @@ def test_paper_protocol_run_and_table(tmp_path, capsys):
     assert f"{100 * got['pass@8 (oracle)']:.1f}" in text
 
 
+def test_paper_protocol_alone_sets_n_8(tmp_path, capsys):
+    """The config's own `budget: 8` (a YAML number) is the run's budget."""
+    out = tmp_path / "run"
+    assert main(["run", "--config", "paper_protocol", "--tasks", "synthetic", "--policy", "synthetic",
+                 "--rm", "synthetic_prm,oracle", "--limit", "3", "--output", str(out)]) == 0
+    assert {c.budget for c in load_run(out).cells} == {8}
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), "--format", "paper"]) == 0
+    assert "pass@8 (oracle)" in capsys.readouterr().out
+
+
 def test_paper_table_without_records_is_a_clear_error(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path), "--format", "paper"]) == 2
