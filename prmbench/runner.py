@@ -35,7 +35,7 @@ from prmbench.resume import check_resume, config_difference
 from prmbench.step_runner import SEARCH_KIND, plan_step_cells, run_step_cells
 from prmbench.step_task import is_step_task
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
-                              read_jsonl, write_json_atomic)
+                              TREES_FILE, read_jsonl, write_json_atomic)
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
 
 NO_RM = "none"
@@ -452,6 +452,10 @@ class Runner:
         """Search each problem, then grade the chosen solutions together (`ModelCalls.grade_many`:
         verdicts already cached are reused; code tasks judge the rest on all sandbox slots at once)."""
         searched = [self._search(cell, calls, rm, strategy, p) for p in problems]
+        trees = [{"problem_id": p.id, "strategy": cell.strategy, **s[0].tree} for p, s in zip(problems, searched) if s[0].tree is not None]
+        if trees:  # beside samples.jsonl; written first, so a record never lacks its tree (readers keep the last row)
+            with open(self.output / CELLS_DIR / cell.id / TREES_FILE, "a") as f:
+                f.write("".join(_dumps(t) + "\n" for t in trees))
         chosen = [(p, s[0].chosen_candidate) for p, s in zip(problems, searched)]
         graded = iter(calls.grade_many([(p, c.text) for p, c in chosen if c is not None]))
         grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for _, c in chosen]
@@ -479,6 +483,7 @@ class Runner:
         info = {**dict(result.info), "wall_seconds": round(search_seconds, 4),
                 "chosen_index": result.chosen,
                 "chosen_score": chosen.score if chosen is not None else None,
+                "chosen_step_scores": list(chosen.step_scores) if chosen is not None else None,
                 "finish_reason": chosen.finish_reason if chosen is not None else None,
                 "candidate_scores": [c.score for c in result.candidates],
                 "candidate_answers": [c.answer for c in result.candidates]}
@@ -534,12 +539,13 @@ def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
     return out
 
 
-def parse_budgets(text: str | Iterable[Any]) -> tuple[int, ...]:
-    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`) into positive integers.
+def parse_budgets(text: str | int | float | Iterable[Any]) -> tuple[int, ...]:
+    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`; a single number, as YAML
+    gives `budget: 8`) into positive integers.
 
     Anything else is a clear error.
     """
-    items = text.split(",") if isinstance(text, str) else list(text)
+    items = text.split(",") if isinstance(text, str) else [text] if isinstance(text, (int, float)) else list(text)
     out = []
     for item in items:
         s = str(item).strip()
