@@ -1,4 +1,4 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, compare,
+"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, report, compare,
 train-prm, plot-training, similarity (and the step-level commands)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EPILOG_MAIN = """examples:
   prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm oracle,random \\
                --strategy best_of_n,majority_vote --budget 1,4,16 --limit 50
   prmbench leaderboard runs/my-run --format markdown --plot acc.png
+  prmbench report runs/my-run --output report.html
   prmbench compare runs/base runs/my-run --max-drop 0.02
 """
 
@@ -94,9 +95,16 @@ RUN_KEYS = {"tasks", "rm", "strategy", "budget", "policy", "limit", "seed", "out
             "concurrency"}
 
 
+BUILTIN_CONFIGS = Path(__file__).parent / "configs"
+"""Named run configurations shipped with prmbench (`--config paper_protocol`)."""
+
+
 def _load_config(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
+    builtin = BUILTIN_CONFIGS / f"{path}.yaml"
+    if not Path(path).exists() and builtin.is_file():
+        path = str(builtin)
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as e:
@@ -256,6 +264,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from prmbench.results import load_run
 
     runs = [load_run(p) for p in args.runs]
+    if str(args.format).strip().lower() == "paper":
+        from prmbench.paper_table import render_paper_table
+
+        text = render_paper_table(runs, args.k)
+        if args.output:
+            _write_text(args.output, text + "\n")
+        else:
+            print(text)
+        return 0
     df = leaderboard_table(runs)
     text = render_all(runs, args.format, df)
     if args.output:
@@ -267,6 +284,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
         plot_accuracy_vs_compute(df, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML report over one or more runs."""
+    from prmbench.report import write_report
+
+    write_report(args.runs, args.output, args.title)
     return 0
 
 
@@ -498,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
                    "models/replay file and prmbench version, else exit 2 naming what differs")
-    p.add_argument("--config", metavar="FILE.yaml", help="flags as YAML keys (flags given here win)")
+    p.add_argument("--config", metavar="FILE.yaml", help="flags as YAML keys (flags given here win), or a built-in configuration: paper_protocol")
     p.add_argument("--data-file", action="append", metavar="TASK=PATH", help="local data file for a task (repeatable)")
     for kind in ("task", "rm", "strategy", "policy"):
         p.add_argument(f"--{kind}-args", dest=f"{kind}_args", metavar="[NAME:]K=V[,..]",
@@ -545,12 +570,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("leaderboard", help="tables and plots over run directories", formatter_class=fmt,
                        epilog="examples:\n  prmbench leaderboard runs/a runs/b --format csv --output board.csv\n"
-                              "  prmbench leaderboard runs/a --plot accuracy_vs_compute.png")
+                              "  prmbench leaderboard runs/a --plot accuracy_vs_compute.png\n"
+                              "  prmbench leaderboard runs/paper --format paper   # after run --config paper_protocol")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--format", default="markdown", help="markdown | csv | html (default markdown)")
+    p.add_argument("--format", default="markdown",
+                   help="markdown | csv | html | paper (the paper's Table 1: generator x method by task; default markdown)")
+    p.add_argument("--k", type=int, default=8, help="N of --format paper: prm@k, maj@k, pass@k (default 8)")
     p.add_argument("--output", metavar="FILE", help="write the table here instead of standard output")
     p.add_argument("--plot", metavar="FILE.png", help="also plot accuracy against measured compute")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: tables, figures, drill-down, search trees",
+                       formatter_class=fmt,
+                       epilog="examples:\n  prmbench report runs/a --output report.html\n"
+                              "  prmbench report runs/a runs/b --output study.html --title 'PRM study'")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--output", required=True, metavar="FILE.html", help="the page to write")
+    p.add_argument("--title", help="page title (default: the run names)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="regression check of NEW_RUN against BASE_RUN (paired statistics, or --exact)",
                        formatter_class=fmt,

@@ -8,6 +8,10 @@ Layout of a run directory (schema version 1; see README "Results schema"):
                                     + data fingerprints, cells
       cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json), with
                                     its budget_unit, allowance_flops and measured spend
+      cells/<cell_id>/trees.jsonl   step-level strategies: one search tree per problem (nodes with
+                                    parent, step text, score, MCTS visits, finished/truncated,
+                                    chosen/pruned; prmbench.strategies.tree); optional, the last
+                                    row of a problem wins
       cells/<cell_id>/metrics.json  accuracy with stderr and 95% CI, mean spend (see metrics.py)
                                     (step-level cells TASK--RM: the task's step metrics, see
                                     prmbench.step_runner; each cell's `kind` is "search" or "step")
@@ -37,6 +41,7 @@ RUN_FILE = "run.json"
 CELLS_DIR = "cells"
 SAMPLES_FILE = "samples.jsonl"
 METRICS_FILE = "metrics.json"
+TREES_FILE = "trees.jsonl"
 CACHE_FILE = "cache.sqlite"
 
 

@@ -39,7 +39,7 @@ from prmbench.resume import check_resume, config_difference
 from prmbench.step_runner import SEARCH_KIND, plan_step_cells, run_step_cells
 from prmbench.step_task import is_step_task
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
-                              read_jsonl, write_json_atomic)
+                              TREES_FILE, read_jsonl, write_json_atomic)
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
 
 NO_RM = "none"
@@ -362,6 +362,10 @@ class Runner:
             nonlocal done
             part = [(problems[i], searched.pop(i)) for i in range(done, upto)]
             done = upto
+            trees = [{"problem_id": p.id, "strategy": cell.strategy, **s[0].tree} for p, s in part if s[0].tree is not None]
+            if trees:  # beside samples.jsonl; written first, so a record never lacks its tree (readers keep the last row)
+                with open(self.output / CELLS_DIR / cell.id / TREES_FILE, "a") as f:
+                    f.write("".join(_dumps(t) + "\n" for t in trees))
             chosen = [s[0].chosen_candidate for _, s in part]
             graded = iter(calls.grade_many([(p, c.text) for (p, _), c in zip(part, chosen) if c is not None]))
             grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for c in chosen]
@@ -400,6 +404,7 @@ class Runner:
         info = {**dict(result.info), "wall_seconds": round(search_seconds, 4),
                 "chosen_index": result.chosen,
                 "chosen_score": chosen.score if chosen is not None else None,
+                "chosen_step_scores": list(chosen.step_scores) if chosen is not None else None,
                 "finish_reason": chosen.finish_reason if chosen is not None else None,
                 "candidate_scores": [c.score for c in result.candidates],
                 "candidate_answers": [c.answer for c in result.candidates]}

@@ -209,11 +209,16 @@ class Spend:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a strategy returns: every candidate it considered and the one it chose."""
+    """What a strategy returns: every candidate it considered and the one it chose.
+
+    `tree` is the search tree of a step-level search (prmbench.strategies.tree; None when the
+    strategy records none); the runner stores it in the cell's trees.jsonl, not in the record.
+    """
 
     candidates: tuple[Candidate, ...]
     chosen: int | None
     info: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    tree: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
 
     @property
     def chosen_candidate(self) -> Candidate | None:

@@ -21,6 +21,12 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 # the synthetic environment registers through the entry point: step-level search from the wheel
 "$work/venv/bin/prmbench" run --tasks synthetic --policy synthetic --rm synthetic_prm --strategy mcts,beam_search \
   --budget 4 --limit 3 --output syn > syn.log
+# the report page (its CSS/JS ship as package data) and the paper protocol (a shipped config)
+"$work/venv/bin/prmbench" report syn --output syn.html 2> report.log
+grep -q "prmbenchReport" syn.html && grep -q "trees" syn.html
+"$work/venv/bin/prmbench" run --config paper_protocol --tasks synthetic --policy synthetic --rm synthetic_prm,oracle \
+  --limit 3 --output paper > paper.log
+"$work/venv/bin/prmbench" leaderboard paper --format paper | grep -q "pass@8 (oracle)"
 # Monte Carlo step labels from the wheel (prmbench.labels), read back by the label readers
 "$work/venv/bin/prmbench" label --task synthetic --policy synthetic --rollouts 2 --limit 3 --output lab/l.jsonl 2> lab.log
 "$work/venv/bin/python" -c "from prmbench.labels.readers import read_labels; assert len(list(read_labels('prmbench:lab/l.jsonl'))) == 3"

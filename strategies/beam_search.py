@@ -47,9 +47,9 @@ def search_rounds(ctx: SearchContext, exp: Expander, roots: int, first_k: int, k
             done.extend(unfinished(c) for c in [*live, *leftover])
             break
     chosen = argmax_score(done, finished(done))
-    return SearchResult(candidates=tuple(done), chosen=chosen,
-                        info={"stopped_by_budget": stopped, "rounds": rounds, **exp.info(),
-                              "aggregation": ctx.aggregation})
+    return exp.result(SearchResult(candidates=tuple(done), chosen=chosen,
+                                   info={"stopped_by_budget": stopped, "rounds": rounds, **exp.info(),
+                                         "aggregation": ctx.aggregation}))
 
 
 def top_beams(width: int) -> Keep:
@@ -85,8 +85,8 @@ class BeamSearch(StepwiseStrategy):
     version: ClassVar[str] = "2"
 
     def __init__(self, beam_width: int | None = None, expansions: int = 4, max_depth: int = 32,
-                 aggregation: str | None = None):
-        super().__init__(expansions, max_depth, aggregation)
+                 aggregation: str | None = None, record_tree: bool = True):
+        super().__init__(expansions, max_depth, aggregation, record_tree)
         self.beam_width = positive_or_none("beam_search", "beam_width", beam_width)
 
     def config(self) -> dict[str, Any]:

@@ -55,8 +55,8 @@ class DVTS(StepwiseStrategy):
     version: ClassVar[str] = "2"
 
     def __init__(self, subtrees: int | None = None, expansions: int = 4, max_depth: int = 32,
-                 aggregation: str | None = None):
-        super().__init__(expansions, max_depth, aggregation)
+                 aggregation: str | None = None, record_tree: bool = True):
+        super().__init__(expansions, max_depth, aggregation, record_tree)
         self.subtrees = positive_or_none("dvts", "subtrees", subtrees)
 
     def config(self) -> dict[str, Any]:

@@ -78,8 +78,8 @@ class MCTS(StepwiseStrategy):
     version: ClassVar[str] = "2"
 
     def __init__(self, c: float = 1.0, expansions: int = 4, max_depth: int = 32, leaf_eval: str = "prm",
-                 final: str = "best", aggregation: str | None = None):
-        super().__init__(expansions, max_depth, aggregation)
+                 final: str = "best", aggregation: str | None = None, record_tree: bool = True):
+        super().__init__(expansions, max_depth, aggregation, record_tree)
         if not isinstance(c, (int, float)) or c < 0:
             raise ConfigError(f"mcts: c (the exploration constant) must be a number >= 0 (got {c!r})")
         if leaf_eval not in LEAF_EVALS:
@@ -155,10 +155,17 @@ class MCTS(StepwiseStrategy):
             self._expand(exp, self._select(root), finals)
             sims += 1
         cands, chosen = self._choose(ctx, problem, root, finals)
-        return SearchResult(candidates=tuple(cands), chosen=chosen,
-                            info={"simulations": sims, "stopped_by_budget": stopped or exp.exhausted(),
-                                  "tree_exhausted": root.dead, "final": self.final, "root_visits": root.visits,
-                                  **exp.info(), "aggregation": ctx.aggregation})
+        if exp.tree is not None:
+            stack = [root]
+            while stack:
+                node = stack.pop()
+                exp.tree.set_stats(node.cand, node.visits, node.q)
+                stack.extend(node.children)
+        return exp.result(SearchResult(candidates=tuple(cands), chosen=chosen,
+                                       info={"simulations": sims, "stopped_by_budget": stopped or exp.exhausted(),
+                                             "tree_exhausted": root.dead, "final": self.final,
+                                             "root_visits": root.visits, **exp.info(), "aggregation": ctx.aggregation}),
+                          prune=False)
 
     # -- the final answer ----------------------------------------------------------------------
     def _choose(self, ctx: SearchContext, problem: Problem, root: _Node,

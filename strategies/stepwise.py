@@ -28,7 +28,8 @@ from prmbench.aggregate import check_aggregation
 from prmbench.errors import ConfigError
 from prmbench.interfaces import SearchContext, Strategy
 from prmbench.strategies.sizing import UnitPrice, plan_samples
-from prmbench.types import Budget, Candidate, Generation
+from prmbench.strategies.tree import TreeRecorder
+from prmbench.types import Budget, Candidate, Generation, SearchResult
 
 STEP_INDEX_BASE = 1 << 20
 """First sample index of step expansions (pool samples use 0..N-1)."""
@@ -57,8 +58,9 @@ class Expander:
     its score; `max_unit_flops` records the largest such unit of the search.
     """
 
-    def __init__(self, ctx: SearchContext, max_depth: int):
+    def __init__(self, ctx: SearchContext, max_depth: int, record_tree: bool = False):
         self.ctx = ctx
+        self.tree = TreeRecorder(ctx.task.join_steps) if record_tree else None  # every child and rollout, for trees.jsonl
         self.task = ctx.task
         self.max_depth = max_depth
         self.next_index = STEP_INDEX_BASE
@@ -163,7 +165,11 @@ class Expander:
 
         drawn = self._draw(self._prefix(steps), tokens, k, (self.task.step_delimiter,), child_of)
         self.expansions += bool(drawn)
-        return [d.child for d in drawn if d.child is not None]
+        kids = [d.child for d in drawn if d.child is not None]
+        if self.tree is not None:
+            for kid in kids:
+                self.tree.add(parent, kid)
+        return kids
 
     def rollout(self, parent: Candidate) -> tuple[Candidate, bool] | None:
         """One full continuation of `parent` to the end of a solution, scored by the RM, and
@@ -183,7 +189,15 @@ class Expander:
         self.rollouts += 1
         roll = drawn[0].child
         assert roll is not None
+        if self.tree is not None:
+            self.tree.add(parent, roll, kind="rollout")
         return roll, not (self.shortened > shortened and roll.finish_reason == "length")
+
+    def result(self, result: SearchResult, prune: bool = True) -> SearchResult:
+        """`result` with the recorded search tree attached (unchanged when recording is off)."""
+        if self.tree is None:
+            return result
+        return replace(result, tree=self.tree.finish(result, prune))
 
     def info(self) -> dict[str, Any]:
         """Counts for the record: samples drawn (units of work), expansions, rollouts, samples
@@ -209,13 +223,21 @@ class StepwiseStrategy(Strategy):
 
     `expansions` (M, or MCTS's k) is the number of next steps sampled per expansion;
     `max_depth` the most steps a solution may have (a path reaching it unfinished is truncated);
-    `aggregation` turns step scores into a solution score (default: the reward model's own).
+    `aggregation` turns step scores into a solution score (default: the reward model's own);
+    `record_tree` (default on) attaches the search tree to the result (`SearchResult.tree`, which
+    the runner writes to the cell's trees.jsonl; prmbench.strategies.tree). It changes no search
+    decision, so it is not part of `config()` (cells and caches are the same either way).
     """
 
     stepwise = True
     uses_pool = False
 
-    def __init__(self, expansions: int = 4, max_depth: int = 32, aggregation: str | None = None):
+    def __init__(self, expansions: int = 4, max_depth: int = 32, aggregation: str | None = None,
+                 record_tree: bool = True):
+        if not isinstance(record_tree, bool):
+            raise ConfigError(f"{type(self).__name__}: record_tree must be true or false (got {record_tree!r}); "
+                              f"set it with --strategy-args record_tree=false")
+        self.record_tree = record_tree
         for name, value in (("expansions", expansions), ("max_depth", max_depth)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{type(self).__name__}: {name} must be a positive integer (got {value!r}); "
@@ -237,7 +259,7 @@ class StepwiseStrategy(Strategy):
 
     def start(self, ctx: SearchContext) -> Expander:
         """The search's expander (the context applies the aggregation)."""
-        return Expander(ctx, self.max_depth)
+        return Expander(ctx, self.max_depth, self.record_tree)
 
 
 def positive_or_none(owner: str, name: str, value: Any) -> int | None:
