@@ -32,6 +32,8 @@ EPILOG_RUN = """examples:
   prmbench run --tasks math500 --policy replay:samples.jsonl.gz --rm random --strategy best_of_n_min --budget 4
   # continue an interrupted run (same flags)
   prmbench run ... --output runs/demo --resume
+  # search 32 problems at once, their generation and scoring batched together (same records)
+  prmbench run ... --strategy beam_search,mcts --concurrency 32
   # search strategies at compute matched to best-of-4 and best-of-16 (the default unit n)
   prmbench run --tasks math500 --policy hf:/models/tiny --rm random \
       --strategy best_of_n,weighted_majority,beam_search,mcts,dvts --budget 4,16 --limit 10
@@ -89,7 +91,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 # -- run --------------------------------------------------------------------------------------
 RUN_KEYS = {"tasks", "rm", "strategy", "budget", "policy", "limit", "seed", "output", "temperature", "top_p",
-            "max_tokens", "budget_unit", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path"}
+            "max_tokens", "budget_unit", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path",
+            "concurrency"}
 
 
 BUILTIN_CONFIGS = Path(__file__).parent / "configs"
@@ -120,37 +123,16 @@ def _load_config(path: str | None) -> dict[str, Any]:
     return data
 
 
-def _args_mapping(value: Any, flag: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, str):
-        return parse_args_string(value)
-    raise ConfigError(f"{flag} must be key=value pairs or a mapping")
-
-
-def _data_files(values: Any) -> dict[str, str]:
-    if not values:
-        return {}
-    if isinstance(values, dict):
-        return {str(k): str(v) for k, v in values.items()}
-    if isinstance(values, str):
-        values = [values]
-    out = {}
-    for item in values:
-        if "=" not in item:
-            raise ConfigError(f"--data-file expects TASK=PATH (e.g. --data-file math500=data/test.jsonl), got {item!r}")
-        task, path = item.split("=", 1)
-        if not Path(path).is_file():
-            raise ConfigError(f"--data-file {item}: {path} does not exist")
-        out[task.strip()] = path
-    return out
-
-
 def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
     """Merge --config YAML with flags (flags win) into a validated RunSpec and output folder."""
-    from prmbench.runner import RunSpec, parse_budgets, split_list
+    spec, out, _ = build_run(args)
+    return spec, out
+
+
+def build_run(args: argparse.Namespace) -> tuple[Any, Path, int | None]:
+    """Like `build_spec`, plus `--concurrency` (None: the policy's default); concurrency is not
+    part of the spec, since records are the same at any concurrency (a run may resume at another)."""
+    from prmbench.config import RunConfig, data_files
 
     cfg = _load_config(args.config)
 
@@ -158,33 +140,15 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
         v = getattr(args, name, None)
         return v if v is not None else cfg.get(name, default)
 
-    missing = [f"--{n.replace('_', '-')}" for n in ("tasks", "rm") if pick(n) is None]
-    if missing:  # --strategy, --budget and --policy: the runner asks for them when a search task needs them
-        raise ConfigError(f"missing {', '.join(missing)}: give them as flags or in --config FILE.yaml "
-                          f"(see `prmbench run --help` for examples)")
-    include = list(cfg.get("include_path") or []) + list(args.include_path or [])
-    spec = RunSpec(
-        tasks=split_list(pick("tasks"), "--tasks"),
-        rms=split_list(pick("rm"), "--rm"),
-        strategies=split_list(pick("strategy"), "--strategy"),
-        budgets=parse_budgets(pick("budget")) if pick("budget") is not None else (),
-        policy=str(pick("policy") or ""),
-        limit=pick("limit"),
-        seed=int(pick("seed", 0)),
-        temperature=float(pick("temperature", 0.7)),
-        top_p=float(pick("top_p", 1.0)),
-        max_tokens=int(pick("max_tokens", 512)),
-        task_args=_args_mapping(pick("task_args"), "--task-args"),
-        rm_args=_args_mapping(pick("rm_args"), "--rm-args"),
-        strategy_args=_args_mapping(pick("strategy_args"), "--strategy-args"),
-        policy_args=_args_mapping(pick("policy_args"), "--policy-args"),
-        data_files={**_data_files(cfg.get("data_file")), **_data_files(args.data_file)},
-        include_paths=tuple(str(p) for p in include),
-        budget_unit=str(pick("budget_unit", "n")),
-    )
-    spec.validate()
+    options = {key: pick(key) for key in RUN_KEYS}
+    options["data_file"] = {**data_files(cfg.get("data_file")), **data_files(args.data_file)}
+    options["include_path"] = list(cfg.get("include_path") or []) + list(args.include_path or [])
+    spec = RunConfig.from_options(options)
     out = pick("output") or f"runs/run-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    return spec, Path(out)
+    concurrency = pick("concurrency")
+    if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1):
+        raise ConfigError(f"--concurrency must be a positive integer, e.g. --concurrency 16 (got {concurrency!r})")
+    return spec, Path(out), concurrency
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -192,10 +156,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from prmbench.results import load_run
     from prmbench.runner import Runner
 
-    spec, output = build_spec(args)
+    spec, output, concurrency = build_run(args)
     registry = _registry(spec.include_paths)
     try:
-        Runner(spec, registry, output, resume=args.resume).run()
+        Runner(spec, registry, output, resume=args.resume, concurrency=concurrency).run()
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
               f"plus --output {output} --resume", file=sys.stderr)
@@ -533,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_include(p)
     p.set_defaults(func=cmd_ls)
 
+    from prmbench.config import RunConfig
+
+    D = RunConfig.default  # the one source of run defaults
     p = sub.add_parser("run", help="cross-run tasks x reward models x strategies x budgets", epilog=EPILOG_RUN,
                        formatter_class=fmt)
     p.add_argument("--tasks", metavar="T[,T..]", help="task names (prmbench ls tasks)")
@@ -546,10 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", metavar="SPEC", help="generation backend, e.g. hf:Qwen/Qwen2.5-Math-1.5B-Instruct, "
                    "hf:/local/model/dir, replay:FILE.jsonl.gz")
     p.add_argument("--limit", type=int, metavar="K", help="only the first K problems of each task")
-    p.add_argument("--seed", type=int, help="run seed (default 0): same seed, config and machine -> same records")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
-    p.add_argument("--top-p", type=float, dest="top_p", help="nucleus sampling (default 1.0)")
-    p.add_argument("--max-tokens", type=int, dest="max_tokens", help="max generated tokens per sample (default 512)")
+    p.add_argument("--seed", type=int, help=f"run seed (default {D('seed')}): same seed, config and machine -> same records")
+    p.add_argument("--temperature", type=float, help=f"sampling temperature (default {D('temperature')})")
+    p.add_argument("--top-p", type=float, dest="top_p", help=f"nucleus sampling (default {D('top_p')})")
+    p.add_argument("--max-tokens", type=int, dest="max_tokens", help=f"max generated tokens per sample (default {D('max_tokens')})")
+    p.add_argument("--concurrency", type=int, metavar="K",
+                   help="problems of a cell searched at once, their model calls batched together; records are "
+                        "the same at any K (default: the policy's: 16 for hf and replay, 8 for openai, 64 for vllm/sglang, 1 for transformers-serve and others)")
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
                    "models/replay file and prmbench version, else exit 2 naming what differs")

@@ -5,7 +5,7 @@ the cache, so identical requests (same component, config, input, seed and sample
 computed once per run, whichever strategy or budget asks. Scores and grades are keyed by the
 task's identity too (tasks such as humaneval and humaneval_plus share problem ids but not
 verdicts), and grades by the exact text graded, so a resumed run never re-judges a program.
-`SearchContext` is made per (cell, problem): it meters every generation and score it hands out,
+`MeteredSearchContext` (the `SearchContext` Protocol of prmbench.interfaces) is made per (cell, problem): it meters every generation and score it hands out,
 including those served from the cache, so the recorded spend is the compute the search consumed,
 not the compute this particular process did.
 
@@ -115,30 +115,49 @@ class ModelCalls:
         handed the public view of `problem`; a `GraderRewardModel` gets the task's verdicts on
         `texts` instead (see `grade_many`).
         """
+        return self.score_many(rm, [(problem, candidates, texts)])[0]
+
+    def score_many(self, rm: RewardModel,
+                   groups: Sequence[tuple[Problem, Sequence[Sequence[str]], Sequence[str] | None]]) -> list[list[RMOutput]]:
+        """`score` for several (problem, candidates, texts) groups: what the cache lacks goes to
+        the reward model in one `RewardModel.score_many` call (one batch across problems)."""
         if isinstance(rm, GraderRewardModel):
-            texts = list(texts) if texts is not None else [self.task.join_steps(s) for s in candidates]
-            return self._score_by_grades(rm, problem, texts)
-        keys = [cache_key("rm", rm.cache_id(), self.task_id, problem.id, list(steps)) for steps in candidates]
-        found = self.cache.get_many(keys)
-        todo = [(k, steps) for k, steps in zip(keys, candidates) if k not in found]
-        if todo:
-            uniq = dict(todo)
+            all_texts = [list(texts) if texts is not None else [self.task.join_steps(s) for s in cands]
+                         for _, cands, texts in groups]
+            flat = iter(self._score_by_grades(rm, [(p, t) for (p, _, _), ts in zip(groups, all_texts) for t in ts]))
+            return [[next(flat) for _ in ts] for ts in all_texts]
+        rm_id = rm.cache_id()
+        keys = [[cache_key("rm", rm_id, self.task_id, p.id, list(steps)) for steps in cands] for p, cands, _ in groups]
+        found = self.cache.get_many(k for ks in keys for k in ks)
+        todo: list[dict[str, list[str]]] = []  # per group: cache key -> steps still to score
+        seen: set[str] = set()
+        for ks, (_, cands, _) in zip(keys, groups):
+            mine: dict[str, list[str]] = {}
+            for k, steps in zip(ks, cands):
+                if k not in found and k not in seen:
+                    seen.add(k)
+                    mine[k] = list(steps)
+            todo.append(mine)
+        n_todo = sum(len(m) for m in todo)
+        if n_todo:
+            asked = [(p.public_view(), list(m.values())) for (p, _, _), m in zip(groups, todo) if m]
             t0 = time.perf_counter()
-            outs = rm.score(self.task, problem.public_view(), list(uniq.values()))
-            if len(outs) != len(uniq):
-                raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(uniq)} candidates")
-            share = (time.perf_counter() - t0) / len(uniq)
-            outs = [o if o.seconds else replace(o, seconds=share) for o in outs]
-            fresh = {k: o.to_json() for k, o in zip(uniq, outs)}
+            outs = rm.score_many(self.task, asked)
+            if len(outs) != len(asked) or any(len(o) != len(a[1]) for o, a in zip(outs, asked)):
+                raise RuntimeError(f"reward model {rm.name!r} returned the wrong number of outputs "
+                                   f"for {n_todo} candidates")
+            share = (time.perf_counter() - t0) / n_todo
+            fresh = {k: (o if o.seconds else replace(o, seconds=share)).to_json()
+                     for m, group_outs in zip((m for m in todo if m), outs) for k, o in zip(m, group_outs)}
             self.cache.put_many(fresh)
             found.update(fresh)
-        return [RMOutput.from_json(found[k]) for k in keys]
+        return [[RMOutput.from_json(found[k]) for k in ks] for ks in keys]
 
-    def _score_by_grades(self, rm: GraderRewardModel, problem: Problem, texts: Sequence[str]) -> list[RMOutput]:
-        graded = self._grades([(problem, t) for t in texts])
+    def _score_by_grades(self, rm: GraderRewardModel, items: Sequence[tuple[Problem, str]]) -> list[RMOutput]:
+        graded = self._grades(items)
         outs = rm.from_grades([g for g, _ in graded])
-        if len(outs) != len(texts):
-            raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(texts)} verdicts")
+        if len(outs) != len(items):
+            raise RuntimeError(f"reward model {rm.name!r} returned {len(outs)} outputs for {len(items)} verdicts")
         return [o if o.seconds else replace(o, seconds=sec) for o, (_, sec) in zip(outs, graded)]
 
     # -- grading ----------------------------------------------------------------------------
@@ -200,30 +219,112 @@ class Meter:
             )
 
 
-class SearchContext:
-    """Everything a strategy may do while searching one problem, metered.
+class TaskView:
+    """The public view of a task that strategies get as `ctx.task` (the `PublicTask` Protocol):
+    step handling, answer extraction and voting keys; no `grade`, no references, no data files.
+
+    Python cannot hide an object from in-process code, so this is an interface boundary, not a
+    sandbox: the task is kept under a private name and nothing public reaches it.
+    """
+
+    __slots__ = ("_TaskView__task", "name", "domain", "step_delimiter")
+
+    def __init__(self, task: Task):
+        self.__task = task
+        self.name = task.name
+        self.domain = task.domain
+        self.step_delimiter = task.step_delimiter
+
+    def split_steps(self, text: str) -> list[str]:
+        """See `Task.split_steps`."""
+        return self.__task.split_steps(text)
+
+    def join_steps(self, steps: Sequence[str]) -> str:
+        """See `Task.join_steps`."""
+        return self.__task.join_steps(steps)
+
+    def extract_answer(self, text: str) -> str | None:
+        """See `Task.extract_answer`."""
+        return self.__task.extract_answer(text)
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """See `Task.same_answer`."""
+        return self.__task.same_answer(a, b)
+
+    def answer_key(self, answer: str) -> str:
+        """See `Task.answer_key`."""
+        return self.__task.answer_key(answer)
+
+    def vote_keys(self, problem: Problem, answers: Sequence[str]) -> list[str] | None:
+        """See `Task.vote_keys`; always handed the public view of `problem`."""
+        return self.__task.vote_keys(problem.public_view(), answers)
+
+    def __repr__(self) -> str:
+        return f"TaskView({self.name!r})"
+
+
+class MeteredSearchContext:
+    """The runner's `SearchContext` (prmbench.interfaces): everything a strategy may do while
+    searching one problem, metered.
 
     Strategies call `generate`/`sample_full` for text and `score` for rewards, and ask
     `exhausted()` whether the budget allows more. The meter counts every call, cached or not.
+    `calls` is a `ModelCalls` (or a scheduler's `CoalescedCalls` under --concurrency);
+    everything beyond the Protocol is private. `aggregation` (default: the reward model's own)
+    is fixed for the search.
     """
 
-    def __init__(self, calls: ModelCalls, rm: RewardModel, problem: Problem, budget: Budget,
+    def __init__(self, calls: Any, rm: RewardModel, problem: Problem, budget: Budget,
                  aggregation: str | None = None):
-        self.calls = calls
-        self.task = calls.task
-        self.rm = rm
-        self.problem = problem.public_view()  # what the strategy sees
+        self._calls = calls
+        self._task = TaskView(calls.task)
+        self._rm = rm
+        self._problem = problem.public_view()  # what the strategy sees
         self._graded_problem = problem  # the full problem, passed on only towards the grader
-        self.budget = budget
-        self.aggregation = aggregation or rm.aggregation
-        self.meter = Meter(calls.policy.num_parameters, rm.num_parameters)
-        self.rm_truncated = 0  # candidates the reward model could read only in part (RMOutput.truncated)
-        self._t0 = time.perf_counter()
+        self._budget = budget
+        self._aggregation = aggregation or rm.aggregation
+        self._meter = Meter(calls.policy.num_parameters, rm.num_parameters)
+        self._rm_truncated = 0  # candidates the reward model could read only in part (RMOutput.truncated)
+
+    @property
+    def problem(self) -> Problem:
+        """The public view of the problem searched."""
+        return self._problem
+
+    @property
+    def task(self) -> TaskView:
+        """The public view of the task (no grading)."""
+        return self._task
+
+    @property
+    def budget(self) -> Budget:
+        """The search's budget."""
+        return self._budget
+
+    @property
+    def aggregation(self) -> str:
+        """The step-score aggregation `score` applies."""
+        return self._aggregation
+
+    @property
+    def policy_params(self) -> int:
+        """The policy's parameter count (FLOPs = 2 x parameters x tokens)."""
+        return self._meter.policy_params
+
+    @property
+    def rm_params(self) -> int:
+        """The reward model's parameter count."""
+        return self._meter.rm_params
+
+    @property
+    def max_tokens(self) -> int:
+        """The run's --max-tokens: the longest sample `generate` draws."""
+        return int(self._calls.gen.max_tokens)
 
     @property
     def spend(self) -> Spend:
         """What the search has consumed so far."""
-        return self.meter.spend
+        return self._meter.spend
 
     def exhausted(self) -> bool:
         """Whether the measured spend has reached any cap of the budget.
@@ -232,7 +333,7 @@ class SearchContext:
         on model-call seconds. Strategies ask before every unit of work (a step expansion, a
         rollout, a sample), so a search overshoots by at most the unit in flight.
         """
-        b, s = self.budget, self.meter.spend
+        b, s = self._budget, self._meter.spend
         return (
             (b.max_flops is not None and s.flops >= b.max_flops)
             or (b.max_tokens is not None and s.generated_tokens >= b.max_tokens)
@@ -243,7 +344,7 @@ class SearchContext:
         """What the budget still affords, per cap it sets: {"flops" | "tokens" | "seconds": the cap
         minus the spend so far} (<= 0: that cap is reached; empty: an uncapped budget). Searches use
         it to size their next unit of work so that it does not start larger than the rest."""
-        b, s = self.budget, self.meter.spend
+        b, s = self._budget, self._meter.spend
         out: dict[str, float] = {}
         if b.max_flops is not None:
             out["flops"] = b.max_flops - s.flops
@@ -257,20 +358,20 @@ class SearchContext:
                  max_tokens: int | None = None) -> list[Generation]:
         """Sample n continuations of `prefix` (sample indices start..start+n-1), metered; each of at
         most `max_tokens` tokens (default and upper limit: the run's --max-tokens)."""
-        req = self.calls.request(self.problem, prefix=prefix, n=n, start=start, stop=stop, max_tokens=max_tokens)
-        gens = self.calls.generate([req], [self.problem.id])[0]
-        self.meter.charge_generations(gens)
+        req = self._calls.request(self._problem, prefix=prefix, n=n, start=start, stop=stop, max_tokens=max_tokens)
+        gens = self._calls.generate([req], [self._problem.id])[0]
+        self._meter.charge_generations(gens)
         return gens
 
     def to_candidate(self, gen: Generation, prefix: str = "", sample_index: int | None = None) -> Candidate:
         """Wrap a full generation (after `prefix`) as an unscored Candidate."""
         text = prefix + gen.text
         return Candidate(
-            steps=tuple(self.task.split_steps(text)),
+            steps=tuple(self._task.split_steps(text)),
             text=text,
             finish_reason=gen.finish_reason,
             completion_tokens=gen.completion_tokens,
-            answer=self.task.extract_answer(text),
+            answer=self._task.extract_answer(text),
             sample_index=sample_index,
         )
 
@@ -285,12 +386,16 @@ class SearchContext:
 
     def score_with_flops(self, candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[float]]:
         """Like `score`, plus the reward-model FLOPs charged for each candidate."""
-        outs = self.calls.score(self.rm, self._graded_problem, [c.steps for c in candidates],
+        outs = self._calls.score(self._rm, self._graded_problem, [c.steps for c in candidates],
                                 texts=[c.text for c in candidates])
-        self.meter.charge_scores(outs)
-        self.rm_truncated += sum(o.truncated for o in outs)
+        self._meter.charge_scores(outs)
+        self._rm_truncated += sum(o.truncated for o in outs)
         scored = [
-            replace(c, step_scores=o.step_scores, score=aggregate(o.step_scores, self.aggregation))
+            replace(c, step_scores=o.step_scores, score=aggregate(o.step_scores, self._aggregation))
             for c, o in zip(candidates, outs)
         ]
-        return scored, [2.0 * self.meter.rm_params * o.tokens for o in outs]
+        return scored, [2.0 * self._meter.rm_params * o.tokens for o in outs]
+
+
+SearchContext = MeteredSearchContext
+"""The concrete context's former name (tests and plugins build it directly)."""

@@ -1,8 +1,10 @@
-"""The four plugin contracts: Task, Policy, RewardModel and Strategy.
+"""The four plugin contracts: Task, Policy, RewardModel and Strategy; and what a strategy sees.
 
 A plugin implements one of these base classes and registers a factory for it (see
 prmbench.hookspecs). Components talk to each other only through these methods and the data
-objects in prmbench.types.
+objects in prmbench.types. A strategy searches through a `SearchContext` (the Protocol below:
+exactly what strategies may use), whose `task` is a `PublicTask`: step handling and answer
+extraction, no grading and no references.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
-from prmbench.types import Budget, GenRequest, Generation, Grade, Message, Problem, RMOutput, SearchResult
-
-if TYPE_CHECKING:
-    from prmbench.context import SearchContext
+from prmbench.types import (Budget, Candidate, GenRequest, Generation, Grade, Message, Problem, RMOutput, SearchResult,
+                            Spend)
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -135,6 +135,9 @@ class Policy(Component):
     """
 
     supports_stepwise: ClassVar[bool] = True
+    default_concurrency: ClassVar[int] = 1
+    """Problems searched at once when `--concurrency` is not given: a backend that gains from
+    bigger batches (or serves concurrent requests) sets more."""
 
     @property
     def num_parameters(self) -> int:
@@ -184,6 +187,18 @@ class RewardModel(Component):
         private metadata.
         """
 
+    def score_many(self, task: Task, items: Sequence[tuple[Problem, Sequence[Sequence[str]]]]) -> list[list[RMOutput]]:
+        """`score` for several (problem, candidates) pairs at once, outputs per pair in order.
+
+        Concurrent searches hand the reward model all their candidates in one call. Records must
+        be the same at any concurrency, so an override may batch across problems only if a
+        candidate's scores stay bit-identical whatever else is in the batch. The transformers
+        engine (reward_models/hf_rm.py) keeps the default: its scores move in the last bits
+        (~1e-7) with padding and batch mates, so it scores each problem's candidates as at
+        concurrency 1 (the policy is where concurrent searches fill big batches).
+        """
+        return [self.score(task, problem, candidates) for problem, candidates in items]
+
 
 class GraderRewardModel(RewardModel):
     """A reward model whose scores are the task's own verdicts (the oracle): a selection ceiling.
@@ -213,11 +228,112 @@ class Strategy(Component):
     uses_pool: ClassVar[bool] = False
     stepwise: ClassVar[bool] = False
     """True for strategies that generate step by step (need `Policy.supports_stepwise`)."""
+    uses_rm: ClassVar[bool] = True
+    """False for strategies that never score (majority vote): their cells get reward model `none`."""
+    aggregation: str | None = None
+    """How the context turns step scores into a candidate's score (last | min | prod | mean);
+    None: the reward model's own. The runner makes each search's context with it."""
 
     def pool_size(self, budget: Budget) -> int:
         """How many independent full samples the search draws (pool strategies only)."""
         return budget.n
 
     @abstractmethod
-    def search(self, problem: Problem, ctx: "SearchContext") -> SearchResult:
-        """Run the search on one problem and return its candidates and choice."""
+    def search(self, problem: Problem, ctx: "SearchContext") -> SearchResult:  # noqa: F821 (defined below)
+        """Run the search on one problem and return its candidates and choice.
+
+        Searches of a cell run concurrently (`--concurrency`), each in its own thread, on this
+        one object: keep per-search state local, never on `self`."""
+
+
+class PublicTask(Protocol):
+    """What a strategy may use of the task: step handling, answer extraction and voting keys.
+
+    No grading and no references (a code task's hidden tests are looked up by problem id, so
+    `grade` must stay with the runner).
+    """
+
+    name: str
+    domain: str
+    step_delimiter: str
+
+    def split_steps(self, text: str) -> list[str]:
+        """See `Task.split_steps`."""
+        ...
+
+    def join_steps(self, steps: Sequence[str]) -> str:
+        """See `Task.join_steps`."""
+        ...
+
+    def extract_answer(self, text: str) -> str | None:
+        """See `Task.extract_answer`."""
+        ...
+
+    def same_answer(self, a: str, b: str) -> bool:
+        """See `Task.same_answer`."""
+        ...
+
+    def answer_key(self, answer: str) -> str:
+        """See `Task.answer_key`."""
+        ...
+
+    def vote_keys(self, problem: Problem, answers: Sequence[str]) -> list[str] | None:
+        """See `Task.vote_keys` (public examples only)."""
+        ...
+
+
+class SearchContext(Protocol):
+    """Everything a strategy may use while searching one problem; every call is metered.
+
+    `problem` is the public view, `task` a `PublicTask`, `budget` the search's budget,
+    `aggregation` the step-score aggregation `score` applies (read-only). `spend` is what the
+    search consumed so far (cached results charged as when computed); `policy_params` and
+    `rm_params` price units of work (FLOPs = 2 x parameters x tokens); `max_tokens` is the run's
+    per-sample token limit. The runner's implementation is `prmbench.context.MeteredSearchContext`.
+    """
+
+    @property
+    def problem(self) -> Problem: ...
+    @property
+    def task(self) -> PublicTask: ...
+    @property
+    def budget(self) -> Budget: ...
+    @property
+    def aggregation(self) -> str: ...
+    @property
+    def spend(self) -> Spend: ...
+    @property
+    def policy_params(self) -> int: ...
+    @property
+    def rm_params(self) -> int: ...
+    @property
+    def max_tokens(self) -> int: ...
+
+    def exhausted(self) -> bool:
+        """Whether the spend has reached any cap of the budget (ask before every unit of work)."""
+        ...
+
+    def headroom(self) -> dict[str, float]:
+        """Per cap the budget sets, the cap minus the spend so far."""
+        ...
+
+    def generate(self, prefix: str = "", n: int = 1, start: int = 0, stop: tuple[str, ...] = (),
+                 max_tokens: int | None = None) -> list[Generation]:
+        """n continuations of `prefix` (sample indices start..start+n-1)."""
+        ...
+
+    def to_candidate(self, gen: Generation, prefix: str = "", sample_index: int | None = None) -> Candidate:
+        """A full generation (after `prefix`) as an unscored Candidate."""
+        ...
+
+    def sample_full(self, n: int, start: int = 0) -> list[Candidate]:
+        """Pool samples start..start+n-1 as Candidates."""
+        ...
+
+    def score(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The candidates with step scores and aggregated score."""
+        ...
+
+    def score_with_flops(self, candidates: Sequence[Candidate]) -> tuple[list[Candidate], list[float]]:
+        """Like `score`, plus the reward-model FLOPs charged for each candidate."""
+        ...

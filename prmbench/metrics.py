@@ -18,6 +18,8 @@ import math
 from statistics import NormalDist
 from typing import Any, Mapping, Sequence
 
+from prmbench.types import Record
+
 CI_LEVEL = 0.95
 CI_METHOD = "wilson"
 _Z = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)  # 1.959963984540054
@@ -57,18 +59,10 @@ def wilson_interval(k: int, n: int, level: float = CI_LEVEL) -> tuple[float, flo
     return low, high
 
 
-def _spend_value(spend: Mapping[str, Any], key: str) -> float:
-    """One spend entry as a float; total `flops` is derived when a record lacks it."""
-    if key == "flops" and "flops" not in spend:
-        return float(spend.get("policy_flops", 0) or 0) + float(spend.get("rm_flops", 0) or 0)
-    value = spend.get(key, 0)
-    return float(value or 0)
-
-
-def cell_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def cell_metrics(records: Sequence[Record | Mapping[str, Any]]) -> dict[str, Any]:
     """Accuracy, its standard error and 95% Wilson interval, and mean spend per problem.
 
-    `records` are samples-file rows (see `prmbench.types.Record.to_json`). Returns a dict with
+    `records` are Records or samples-file rows (read with `Record.from_json`). Returns a dict with
     n, n_correct, accuracy, stderr, ci_low, ci_high, ci_method ("wilson"), mean_prompt_tokens,
     mean_generated_tokens, mean_rm_tokens, mean_policy_flops, mean_rm_flops, mean_flops,
     mean_seconds and mean_candidates, plus budget_flops (the mean FLOPs allowance of records that
@@ -76,13 +70,14 @@ def cell_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     with). With no records, n and n_correct are 0 and every statistic is None. `stderr` is
     sqrt(p(1-p)/(n-1)), and 0 for n == 1.
     """
-    n = len(records)
+    recs = [r if isinstance(r, Record) else Record.from_json(r) for r in records]
+    n = len(recs)
     out: dict[str, Any] = {"n": n, "n_correct": 0}
     if n == 0:
         out.update({k: None for k in METRIC_KEYS if k not in out})
         out["ci_method"] = CI_METHOD
         return out
-    k = sum(1 for r in records if bool(r.get("correct")))
+    k = sum(1 for r in recs if r.correct)
     p = k / n
     low, high = wilson_interval(k, n)
     out.update({
@@ -94,9 +89,9 @@ def cell_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "ci_method": CI_METHOD,
     })
     for name, key in SPEND_MEANS.items():
-        out[name] = sum(_spend_value(r.get("spend") or {}, key) for r in records) / n
-    out["mean_candidates"] = sum(float(r.get("n_candidates", 0) or 0) for r in records) / n
-    allowances = [float(r["allowance_flops"]) for r in records if r.get("allowance_flops") is not None]
+        out[name] = sum(float(getattr(r.spend, key)) for r in recs) / n
+    out["mean_candidates"] = sum(float(r.n_candidates) for r in recs) / n
+    allowances = [r.allowance_flops for r in recs if r.allowance_flops is not None]
     out["budget_flops"] = sum(allowances) / len(allowances) if allowances else None
     out["mean_spend_flops"] = out["mean_flops"]
     return out

@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from prmbench.errors import DataError
+from prmbench.types import Record
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -76,6 +77,69 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class CellInfo:
+    """One cell as run.json lists it."""
+
+    id: str
+    task: str
+    rm: str
+    strategy: str = ""
+    budget: int = 0
+    policy: str = ""
+    budget_unit: str = "n"
+    kind: str = "search"
+    """"search" or "step" (a step-level cell TASK--RM: no strategy, budget or policy)."""
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "CellInfo":
+        """A run.json `cells` entry (budget_unit optional: runs before it are unit n)."""
+        return cls(id=str(d["id"]), task=str(d["task"]), rm=str(d["rm"]), strategy=str(d.get("strategy") or ""),
+                   budget=int(d.get("budget") or 0), policy=str(d.get("policy") or ""),
+                   budget_unit=str(d.get("budget_unit") or "n"), kind=str(d.get("kind") or "search"))
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """run.json, typed: what the runner writes (see the module docstring and README "Results
+    schema"). Mappings hold the nested sections as written; entries a reader does not know are
+    kept in `extra` (other tools and later versions within schema 1 may add some). Only
+    `schema_version` and each cell's identity are required (synthetic and older run folders
+    carry less)."""
+
+    schema_version: int
+    prmbench_version: str = ""
+    status: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+    seed: int = 0
+    budget_unit: str = "n"
+    budget_definition: str = ""
+    created: str | None = None
+    finished: str | None = None
+    concurrency: int | None = None
+    versions: Mapping[str, Any] = field(default_factory=dict)
+    git: Mapping[str, Any] = field(default_factory=dict)
+    hardware: Mapping[str, Any] = field(default_factory=dict)
+    plugins: list[Any] = field(default_factory=list)
+    components: Mapping[str, Any] = field(default_factory=dict)
+    tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cells: list[CellInfo] = field(default_factory=list)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "RunInfo":
+        """Parse run.json's content (a DataError names a missing or malformed entry)."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        try:
+            kw: dict[str, Any] = {k: d[k] for k in names if k in d and k != "cells"}
+            kw["cells"] = [CellInfo.from_json(c) for c in d.get("cells") or []]
+            info = cls(**kw, extra={k: v for k, v in d.items() if k not in names})
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"run.json is malformed ({type(e).__name__}: {e}); re-run it with this prmbench") from e
+        return info
+
+
+@dataclass(frozen=True)
 class CellResult:
     """One cell of a run as read back: its identity, metrics and records."""
 
@@ -92,14 +156,23 @@ class CellResult:
     """"search" (task x rm x strategy x budget) or "step" (a step-level cell TASK--RM: strategy and
     policy "", budget 0; see prmbench.step_runner)."""
 
+    def typed_records(self) -> list[Record]:
+        """The records as `Record`s (`Record.from_json`)."""
+        return [Record.from_json(r) for r in self.records]
+
 
 @dataclass(frozen=True)
 class RunResult:
-    """A whole run directory as read back."""
+    """A whole run directory as read back: `run` is run.json as written, `info` the same typed."""
 
     path: Path
     run: dict[str, Any]
     cells: list[CellResult]
+
+    @property
+    def info(self) -> RunInfo:
+        """run.json as a `RunInfo`."""
+        return RunInfo.from_json(self.run)
 
 
 def load_run(path: str | Path, with_records: bool = True) -> RunResult:
@@ -117,14 +190,12 @@ def load_run(path: str | Path, with_records: bool = True) -> RunResult:
         raise DataError(f"{run_file} has results schema version {version!r}; this prmbench reads version "
                         f"{SCHEMA_VERSION}. Re-run it with this version or use the matching prmbench release.")
     cells = []
-    for c in run.get("cells", []):
-        cell_dir = path / CELLS_DIR / c["id"]
+    for c in RunInfo.from_json(run).cells:
+        cell_dir = path / CELLS_DIR / c.id
         metrics_path = cell_dir / METRICS_FILE
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         samples = cell_dir / SAMPLES_FILE
         records = list(read_jsonl(samples)) if with_records and samples.is_file() else []
-        cells.append(CellResult(id=c["id"], task=c["task"], rm=c["rm"], strategy=c.get("strategy") or "",
-                                budget=int(c.get("budget") or 0), policy=c.get("policy") or "", metrics=metrics,
-                                records=records, budget_unit=str(c.get("budget_unit", "n")),
-                                kind=str(c.get("kind", "search"))))
+        cells.append(CellResult(id=c.id, task=c.task, rm=c.rm, strategy=c.strategy, budget=c.budget, policy=c.policy,
+                                metrics=metrics, records=records, budget_unit=c.budget_unit, kind=c.kind))
     return RunResult(path=path, run=run, cells=cells)

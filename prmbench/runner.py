@@ -3,10 +3,12 @@
 One policy serves the whole run. For each task, the samples that pool strategies (best-of-N,
 majority vote, ...) draw are generated once, as one pool of the largest size any cell needs, and
 shared by every budget and strategy through the cache; scores are cached per (reward model,
-problem, steps). Problems are searched in chunks of `GRADE_CHUNK`, whose chosen solutions are
-graded together (in parallel on a code task's sandbox slots) and appended to the cell's samples
-file at once; an interrupted run keeps every written record and, through the cache, every
-generation and score of the chunk in flight, and `resume=True` continues where it stopped.
+problem, steps). Up to `concurrency` problems of a cell are searched at once, their generation
+and scoring requests coalesced into shared backend calls (prmbench.scheduler; records are the
+same at every concurrency). Finished problems are graded in problem order, `GRADE_CHUNK` at a
+time (in parallel on a code task's sandbox slots), and appended to the cell's samples file at
+once; an interrupted run keeps every written record and, through the cache, every generation and
+score of the searches in flight, and `resume=True` continues where it stopped.
 """
 
 from __future__ import annotations
@@ -14,23 +16,25 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-import platform
 import re
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 from prmbench import __version__
-from prmbench.budgets import check_unit, definition, make_budget, measure_allowance, needs_allowance
+from prmbench.budgets import definition, make_budget, measure_allowance, needs_allowance
 from prmbench.cache import Cache
-from prmbench.context import GenParams, ModelCalls, SearchContext
-from prmbench.errors import ConfigError, PrmbenchError
-from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
+from prmbench.config import RunConfig, RunSpec, parse_budgets, split_list  # noqa: F401 (re-exported)
+from prmbench.context import ModelCalls, SearchContext
+from prmbench.errors import ConfigError
+from prmbench.interfaces import Policy, RewardModel, Strategy, Task
 from prmbench.metrics import cell_metrics
+from prmbench.provenance import provenance
 from prmbench.registry import Registry
+from prmbench.scheduler import CoalescedCalls, Scheduler
 from prmbench.resume import check_resume, config_difference
 from prmbench.step_runner import SEARCH_KIND, plan_step_cells, run_step_cells
 from prmbench.step_task import is_step_task
@@ -43,61 +47,6 @@ NO_RM = "none"
 
 #: Problems searched before their chosen solutions are graded together (and their records written).
 GRADE_CHUNK = 8
-
-@dataclass(frozen=True)
-class RunSpec:
-    """A fully resolved run configuration; its hash identifies the run for --resume."""
-
-    tasks: tuple[str, ...]
-    rms: tuple[str, ...]
-    strategies: tuple[str, ...] = ()  # none needed when every task is step-level
-    budgets: tuple[int, ...] = ()
-    policy: str = ""
-    limit: int | None = None
-    seed: int = 0
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 512
-    task_args: Mapping[str, Any] = field(default_factory=dict)
-    rm_args: Mapping[str, Any] = field(default_factory=dict)
-    strategy_args: Mapping[str, Any] = field(default_factory=dict)
-    policy_args: Mapping[str, Any] = field(default_factory=dict)
-    data_files: Mapping[str, str] = field(default_factory=dict)
-    include_paths: tuple[str, ...] = ()
-    budget_unit: str = "n"
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-compatible form (as stored in run.json)."""
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    def hash(self) -> str:
-        """Hash of everything that affects results."""
-        return config_hash(self.to_json())
-
-    def validate(self) -> None:
-        """Reject empty lists, bad budgets and sampling settings with a clear message.
-
-        --strategy, --budget and --policy may be absent (step-level tasks need none); the runner
-        asks for them once it knows a search task is in the run (`check_search_flags`).
-        """
-        for label, items in (("--tasks", self.tasks), ("--rm", self.rms)):
-            if not items:
-                raise ConfigError(f"{label} is empty: name at least one (see `prmbench ls`)")
-        if any(b < 1 for b in self.budgets):
-            raise ConfigError(f"--budget must be positive integers, e.g. --budget 1,4,16 (got {list(self.budgets)})")
-        check_unit(self.budget_unit)
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be a positive integer (got {self.limit})")
-        if self.temperature < 0 or not (0 < self.top_p <= 1) or self.max_tokens < 1:
-            raise ConfigError("sampling settings out of range: need --temperature >= 0, 0 < --top-p <= 1, --max-tokens >= 1")
-        unknown = sorted(set(self.data_files) - set(self.tasks))
-        if unknown:
-            raise ConfigError(f"--data-file names task(s) {', '.join(unknown)} that are not in --tasks {','.join(self.tasks)}")
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -137,7 +86,7 @@ def expand_cells(spec: RunSpec, strategies: Mapping[str, Strategy]) -> list[Cell
     seen: set[Cell] = set()
     for t in spec.tasks:
         for s in spec.strategies:
-            rms = spec.rms if getattr(strategies[s], "uses_rm", True) else (NO_RM,)
+            rms = spec.rms if strategies[s].uses_rm else (NO_RM,)
             for r in rms:
                 for b in spec.budgets:
                     c = Cell(t, r, s, b, spec.budget_unit)
@@ -151,58 +100,6 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, file=sys.stderr)
-
-
-def _versions() -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    out: dict[str, str | None] = {"python": platform.python_version(), "prmbench": __version__}
-    for pkg in ("torch", "transformers", "datasets", "math-verify", "pluggy", "numpy", "vllm"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def _git_revision() -> dict[str, Any]:
-    src = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if rev.returncode != 0:
-            return {"revision": None}
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-        return {"revision": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"revision": None}
-
-
-def _hardware() -> dict[str, Any]:
-    hw: dict[str, Any] = {"platform": platform.platform(), "machine": platform.machine(),
-                          "cpu": _cpu_model(), "cpu_count": os.cpu_count()}
-    try:
-        hw["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    try:
-        import torch
-
-        hw["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # torch missing or broken CUDA: hardware info is best effort
-        hw["cuda"] = []
-    return hw
-
-
-def _cpu_model() -> str | None:
-    """The CPU model name (Linux /proc/cpuinfo; else platform.processor()), for seconds budgets."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def check_search_flags(spec: RunSpec, search_tasks: Sequence[str]) -> None:
@@ -265,16 +162,20 @@ def prepare_output(output: Path, spec: RunSpec, resume: bool) -> dict[str, Any] 
 class Runner:
     """Executes a RunSpec into a run directory."""
 
-    progress_enabled: ClassVar[Callable[[], bool]] = staticmethod(lambda: sys.stdout.isatty())
+    progress_enabled: ClassVar[Callable[[], bool]] = staticmethod(lambda: sys.stderr.isatty())
 
     def __init__(self, spec: RunSpec, registry: Registry, output: Path, resume: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, concurrency: int | None = None):
         spec.validate()
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise ConfigError(f"--concurrency must be a positive integer (got {concurrency!r})")
+        self.requested_concurrency = concurrency
+        self.concurrency = concurrency or 1
         self.spec = spec
         self.registry = registry
         self.output = Path(output)
         self.resume = resume
-        self.log = log or (lambda msg: print(msg, flush=True))
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.show_progress = Runner.progress_enabled()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -335,6 +236,7 @@ class Runner:
         task_info: dict[str, Any] = {}
         if policy is not None:
             check_compatible(self.spec, policy, strategies)
+            self.concurrency = self.requested_concurrency or policy.default_concurrency
             problems, task_info = self._load_problems(search_tasks, policy)
         cells = [c for c in expand_cells(self.spec, strategies) if c.task in search_tasks]
         run = {
@@ -347,9 +249,8 @@ class Runner:
             "seed": self.spec.seed,
             "budget_unit": self.spec.budget_unit,
             "budget_definition": definition(self.spec.budget_unit),
-            "versions": _versions(),
-            "git": _git_revision(),
-            "hardware": _hardware(),
+            "concurrency": self.concurrency,  # how it ran, not what it computed: records are the same at any K
+            **provenance(),
             "plugins": self.registry.plugins,
             "components": {
                 "policy": {**policy.identity(), "num_parameters": policy.num_parameters} if policy else None,
@@ -365,7 +266,7 @@ class Runner:
             check_resume(self.output, old, run)
         write_json_atomic(self.output / RUN_FILE, run)
         cache = Cache(self.output / CACHE_FILE)
-        gen = GenParams(self.spec.temperature, self.spec.top_p, self.spec.max_tokens)
+        gen = self.spec.gen_params()
         try:
             for tname, task in tasks.items():
                 if tname in steps.tasks:  # step-level: score labelled solutions (prmbench.step_runner)
@@ -402,7 +303,8 @@ class Runner:
         if not sizes:
             return
         n = max(sizes)
-        chunk = max(1, 16 // n) if n < 16 else 1
+        # ~16 samples per backend call and problem searched at once (--concurrency problems' pools together)
+        chunk = (max(1, 16 // n) if n < 16 else 1) * self.concurrency
         bar = _progress(len(problems), f"{calls.task.name}: sample pool of {n}", self.show_progress)
         t0 = time.perf_counter()
         for i in range(0, len(problems), chunk):
@@ -427,14 +329,13 @@ class Runner:
         bar = _progress(len(problems), cell.id, self.show_progress)
         bar.update(len(problems) - len(todo))
         with open(samples_path, "a") as f:
-            for start in range(0, len(todo), GRADE_CHUNK):
-                for rec in self._solve_many(cell, calls, rm, strategy, todo[start:start + GRADE_CHUNK]):
-                    line = rec.to_json()
-                    f.write(_dumps(line) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    records.append(line)
-                    bar.update(1)
+            for rec in self._solve_many(cell, calls, rm, strategy, todo):
+                line = rec.to_json()
+                f.write(_dumps(line) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                records.append(line)
+                bar.update(1)
         bar.close()
         order = {p.id: i for i, p in enumerate(problems)}
         records = sorted((r for r in records if r["problem_id"] in order), key=lambda r: order[r["problem_id"]])
@@ -448,20 +349,40 @@ class Runner:
         self.log(f"{cell.id}: accuracy {acc:.3f} on {metrics['n']} problems" if acc is not None else f"{cell.id}: no records")
 
     def _solve_many(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
-                    problems: Sequence[Problem]) -> list[Record]:
-        """Search each problem, then grade the chosen solutions together (`ModelCalls.grade_many`:
-        verdicts already cached are reused; code tasks judge the rest on all sandbox slots at once)."""
-        searched = [self._search(cell, calls, rm, strategy, p) for p in problems]
-        trees = [{"problem_id": p.id, "strategy": cell.strategy, **s[0].tree} for p, s in zip(problems, searched) if s[0].tree is not None]
-        if trees:  # beside samples.jsonl; written first, so a record never lacks its tree (readers keep the last row)
-            with open(self.output / CELLS_DIR / cell.id / TREES_FILE, "a") as f:
-                f.write("".join(_dumps(t) + "\n" for t in trees))
-        chosen = [(p, s[0].chosen_candidate) for p, s in zip(problems, searched)]
-        graded = iter(calls.grade_many([(p, c.text) for p, c in chosen if c is not None]))
-        grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for _, c in chosen]
-        return [self._record(cell, p, *s, g) for p, s, g in zip(problems, searched, grades)]
+                    problems: Sequence[Problem]) -> Iterator[Record]:
+        """Records of `problems`, in their order: up to `concurrency` searches at once (their model
+        calls coalesced, see prmbench.scheduler); the chosen solutions of each `GRADE_CHUNK`
+        finished problems are graded together (`ModelCalls.grade_many`: verdicts already cached
+        are reused; code tasks judge the rest on all sandbox slots at once)."""
+        scheduler = Scheduler(calls, self.concurrency)
+        searched: dict[int, tuple[SearchResult, SearchContext, float, float | None]] = {}
+        done = 0
 
-    def _search(self, cell: Cell, calls: ModelCalls, rm: RewardModel, strategy: Strategy,
+        def grade(upto: int) -> list[Record]:
+            nonlocal done
+            part = [(problems[i], searched.pop(i)) for i in range(done, upto)]
+            done = upto
+            trees = [{"problem_id": p.id, "strategy": cell.strategy, **s[0].tree} for p, s in part if s[0].tree is not None]
+            if trees:  # beside samples.jsonl; written first, so a record never lacks its tree (readers keep the last row)
+                with open(self.output / CELLS_DIR / cell.id / TREES_FILE, "a") as f:
+                    f.write("".join(_dumps(t) + "\n" for t in trees))
+            chosen = [s[0].chosen_candidate for _, s in part]
+            graded = iter(calls.grade_many([(p, c.text) for (p, _), c in zip(part, chosen) if c is not None]))
+            grades = [next(graded) if c is not None else Grade(False, {"reason": "no_candidate"}) for c in chosen]
+            return [self._record(cell, p, *s, g) for (p, s), g in zip(part, grades)]
+
+        with closing(scheduler.map(problems, lambda _, p, c: self._search(cell, c, rm, strategy, p))) as results:
+            for i, result in results:
+                searched[i] = result
+                ready = done
+                while ready in searched:
+                    ready += 1
+                while ready - done >= GRADE_CHUNK:
+                    yield from grade(done + GRADE_CHUNK)
+        if done < len(problems):
+            yield from grade(len(problems))
+
+    def _search(self, cell: Cell, calls: ModelCalls | CoalescedCalls, rm: RewardModel, strategy: Strategy,
                 problem: Problem) -> tuple[SearchResult, SearchContext, float, float | None]:
         """Run the strategy on one problem under the cell's budget: (result, context, search
         seconds, allowance FLOPs)."""
@@ -470,7 +391,7 @@ class Runner:
         if needs_allowance(unit):
             allowance = measure_allowance(calls, rm if cell.rm != NO_RM else None, problem, cell.budget)
         budget = make_budget(unit, cell.budget, allowance)
-        ctx = SearchContext(calls, rm, problem, budget)
+        ctx = SearchContext(calls, rm, problem, budget, aggregation=strategy.aggregation)
         t0 = time.perf_counter()
         result = strategy.search(ctx.problem, ctx)  # the public view: references stay with the grader
         search_seconds = time.perf_counter() - t0
@@ -487,8 +408,8 @@ class Runner:
                 "finish_reason": chosen.finish_reason if chosen is not None else None,
                 "candidate_scores": [c.score for c in result.candidates],
                 "candidate_answers": [c.answer for c in result.candidates]}
-        if ctx.rm_truncated:  # inputs longer than the reward model reads: scored on their leading steps only
-            info["rm_truncated"] = ctx.rm_truncated
+        if ctx._rm_truncated:  # inputs longer than the reward model reads: scored on their leading steps only
+            info["rm_truncated"] = ctx._rm_truncated
         return Record(problem_id=problem.id, task=cell.task, rm=cell.rm, strategy=cell.strategy, budget=cell.budget,
                       seed=self.spec.seed, correct=bool(grade.correct),
                       answer=chosen.answer if chosen is not None else None,
@@ -523,38 +444,7 @@ def _drop_torn_tail(path: Path) -> None:
         f.write(b"\n")
 
 
-def run(spec: RunSpec, registry: Registry, output: str | Path, resume: bool = False) -> Path:
+def run(spec: RunConfig, registry: Registry, output: str | Path, resume: bool = False,
+        concurrency: int | None = None) -> Path:
     """Python API: execute `spec` into `output` (see Runner)."""
-    return Runner(spec, registry, Path(output), resume=resume).run()
-
-
-def split_list(text: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
-    """Split a comma list (or accept a YAML list) into names, rejecting empty entries."""
-    if text is None:
-        return ()
-    items = text.split(",") if isinstance(text, str) else [str(x) for x in text]
-    out = tuple(i.strip() for i in items)
-    if any(not i for i in out):
-        raise ConfigError(f"{flag} has an empty entry in {text!r}; write names separated by single commas")
-    return out
-
-
-def parse_budgets(text: str | int | float | Iterable[Any]) -> tuple[int, ...]:
-    """Parse `1,4,16` (or whole numbers in scientific notation, `2e9`; a single number, as YAML
-    gives `budget: 8`) into positive integers.
-
-    Anything else is a clear error.
-    """
-    items = text.split(",") if isinstance(text, str) else [text] if isinstance(text, (int, float)) else list(text)
-    out = []
-    for item in items:
-        s = str(item).strip()
-        try:
-            value = int(s) if s.isdigit() else int(float(s)) if float(s).is_integer() else 0
-        except (ValueError, OverflowError):
-            value = 0
-        if value < 1:
-            raise PrmbenchError(f"malformed --budget entry {s!r}: budgets are positive whole numbers, e.g. "
-                                f"--budget 1,4,16 (FLOPs caps may be written 2e9)")
-        out.append(value)
-    return tuple(out)
+    return Runner(spec, registry, Path(output), resume=resume, concurrency=concurrency).run()

@@ -201,6 +201,11 @@ class Spend:
         d["flops"] = self.flops
         return d
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Spend":
+        """Inverse of `to_json` (the derived `flops` is recomputed; missing entries read as 0)."""
+        return cls(**{f.name: type(f.default)(d.get(f.name) or 0) for f in fields(cls)})  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -293,6 +298,19 @@ class Record:
         d["grade_details"] = dict(self.grade_details)
         d["info"] = dict(self.info)
         return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Record":
+        """A samples-file line as a Record (KeyError without `problem_id`). Absent fields take
+        neutral defaults (empty names, budget 0, no spend), as readers of runs written before
+        them (budget_unit, allowance_flops) need."""
+        allowance = d.get("allowance_flops")
+        return cls(problem_id=str(d["problem_id"]), task=str(d.get("task", "")), rm=str(d.get("rm", "")),
+                   strategy=str(d.get("strategy", "")), budget=int(d.get("budget") or 0), seed=int(d.get("seed") or 0), correct=bool(d.get("correct")),
+                   answer=d.get("answer"), chosen_text=d.get("chosen_text"), n_candidates=int(d.get("n_candidates") or 0),
+                   spend=Spend.from_json(d.get("spend") or {}), grade_details=dict(d.get("grade_details") or {}),
+                   info=dict(d.get("info") or {}), budget_unit=str(d.get("budget_unit") or "n"),
+                   allowance_flops=None if allowance is None else float(allowance))
 
 
 def as_messages(items: Sequence[Mapping[str, str] | Message]) -> tuple[Message, ...]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Sequence
 
-from prmbench.context import SearchContext
 from prmbench.strategies.selection import argmax_score, finished
 from prmbench.strategies.stepwise import Expander, StepwiseStrategy, is_live, positive_or_none, unfinished
+from prmbench.interfaces import SearchContext
 from prmbench.types import Candidate, Problem, SearchResult
 
 Keep = Callable[[Sequence[Sequence[Candidate]], bool], tuple[list[Candidate], list[Candidate]]]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from prmbench.aggregate import check_aggregation
-from prmbench.context import SearchContext
-from prmbench.interfaces import Strategy
+from prmbench.interfaces import SearchContext, Strategy
 from prmbench.strategies.pool import draw_pool
 from prmbench.strategies.selection import argmax_score, finished
 from prmbench.types import Problem, SearchResult
@@ -35,8 +34,6 @@ class BestOfN(Strategy):
 
     def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
         """Sample, score, pick the best."""
-        if self.aggregation:
-            ctx.aggregation = self.aggregation
         cands = draw_pool(ctx, score=True)
         chosen = argmax_score(cands, finished(cands))
         return SearchResult(candidates=tuple(cands), chosen=chosen, info={"aggregation": ctx.aggregation})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-from prmbench.context import SearchContext
 from prmbench.strategies.beam_search import search_rounds
 from prmbench.strategies.stepwise import StepwiseStrategy, is_live, positive_or_none
+from prmbench.interfaces import SearchContext
 from prmbench.types import Candidate, Problem, SearchResult
 
 

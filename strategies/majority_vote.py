@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prmbench.context import SearchContext
-from prmbench.interfaces import Strategy
+from prmbench.interfaces import SearchContext, Strategy
 from prmbench.strategies.pool import draw_pool
 from prmbench.strategies.selection import cluster_answers, finished
 from prmbench.types import Problem, SearchResult

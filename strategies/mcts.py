@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from prmbench.context import SearchContext
 from prmbench.errors import ConfigError
 from prmbench.strategies.selection import argmax_score, cluster_answers, finished
 from prmbench.strategies.stepwise import Expander, StepwiseStrategy, is_live, unfinished
+from prmbench.interfaces import SearchContext
 from prmbench.types import Candidate, Problem, SearchResult
 
 LEAF_EVALS = ("prm", "rollout")

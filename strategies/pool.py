@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prmbench.context import SearchContext
+from prmbench.interfaces import SearchContext
 from prmbench.types import Candidate
 
 MAX_CAPPED_SAMPLES = 4096

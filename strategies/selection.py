@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from prmbench.interfaces import Task
+from prmbench.interfaces import PublicTask
 from prmbench.types import Candidate, Problem
 
 
@@ -30,7 +30,7 @@ def argmax_score(candidates: Sequence[Candidate], eligible: Sequence[int]) -> in
     return best
 
 
-def cluster_answers(task: Task, problem: Problem, candidates: Sequence[Candidate],
+def cluster_answers(task: PublicTask, problem: Problem, candidates: Sequence[Candidate],
                     eligible: Sequence[int]) -> list[list[int]]:
     """Group eligible candidates whose final answers the task deems equivalent.
 

@@ -25,9 +25,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from prmbench.aggregate import check_aggregation
-from prmbench.context import SearchContext
 from prmbench.errors import ConfigError
-from prmbench.interfaces import Strategy
+from prmbench.interfaces import SearchContext, Strategy
 from prmbench.strategies.sizing import UnitPrice, plan_samples
 from prmbench.strategies.tree import TreeRecorder
 from prmbench.types import Budget, Candidate, Generation, SearchResult
@@ -103,7 +102,7 @@ class Expander:
             prompt = self._prompt_base + path_tokens
         if prompt is None:
             return None
-        p2, r2 = 2.0 * self.ctx.meter.policy_params, 2.0 * self.ctx.meter.rm_params
+        p2, r2 = 2.0 * self.ctx.policy_params, 2.0 * self.ctx.rm_params
         rm = (self._rm_base or 0) + path_tokens
         return UnitPrice(fixed_flops=p2 * prompt + r2 * rm, flops_per_token=p2 + r2, seconds=self._sample_seconds)
 
@@ -112,7 +111,7 @@ class Expander:
         """Up to k samples continuing `prefix`, each turned into a child (`child_of`) and scored,
         in batches the allowance affords (see the class docstring)."""
         out: list[_Drawn] = []
-        max_tokens = self.ctx.calls.gen.max_tokens
+        max_tokens = self.ctx.max_tokens
         while len(out) < k:
             plan = plan_samples(self.ctx.headroom(), k - len(out), max_tokens, self.price(prefix, path_tokens))
             if plan is None:
@@ -125,7 +124,7 @@ class Expander:
             scored, rm_flops = self.ctx.score_with_flops([c for c in kids if c is not None])
             self._learn(prefix, path_tokens, gens, scored, rm_flops, (self.ctx.spend.seconds - seconds0) / m)
             it = iter(zip(scored, rm_flops))
-            p2 = 2.0 * self.ctx.meter.policy_params
+            p2 = 2.0 * self.ctx.policy_params
             for g, kid in zip(gens, kids):
                 child, flops = next(it) if kid is not None else (None, 0.0)
                 drawn = _Drawn(g, child, p2 * (g.prompt_tokens + g.completion_tokens) + flops)
@@ -141,7 +140,7 @@ class Expander:
         self._prompt[prefix] = gens[0].prompt_tokens
         base = gens[0].prompt_tokens - path_tokens
         self._prompt_base = base if self._prompt_base is None else max(self._prompt_base, base)
-        r2 = 2.0 * self.ctx.meter.rm_params
+        r2 = 2.0 * self.ctx.rm_params
         for cand, flops in zip(scored, rm_flops):
             extra = round(flops / r2) - cand.completion_tokens if r2 > 0 else 0
             self._rm_base = extra if self._rm_base is None else max(self._rm_base, extra)
@@ -259,9 +258,7 @@ class StepwiseStrategy(Strategy):
         return max(1, budget.n // self.expansions) if budget.unit == "nominal" else self.expansions
 
     def start(self, ctx: SearchContext) -> Expander:
-        """Apply the aggregation and make the search's expander."""
-        if self.aggregation:
-            ctx.aggregation = self.aggregation
+        """The search's expander (the context applies the aggregation)."""
         return Expander(ctx, self.max_depth, self.record_tree)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from prmbench.context import SearchContext
 from prmbench.strategies.best_of_n import BestOfN
 from prmbench.strategies.pool import draw_pool
 from prmbench.strategies.selection import argmax_score, cluster_answers, finished
+from prmbench.interfaces import SearchContext
 from prmbench.types import Problem, SearchResult
 
 
@@ -27,8 +27,6 @@ class WeightedMajority(BestOfN):
 
     def search(self, problem: Problem, ctx: SearchContext) -> SearchResult:
         """Sample, score, cluster, pick the heaviest cluster's best member."""
-        if self.aggregation:
-            ctx.aggregation = self.aggregation
         cands = draw_pool(ctx, score=True)
         eligible = finished(cands)
         clusters = cluster_answers(ctx.task, problem, cands, eligible)

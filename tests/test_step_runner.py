@@ -114,7 +114,7 @@ def test_truncated_inputs_are_marked_and_counted(capsys, tmp_path, tiny_rm_dirs)
     cut = [r for r in recs if r["truncated"]]
     assert cut and all(len(r["step_scores"]) < r["n_steps"] for r in cut)
     assert _metrics(out, cell)["n_truncated"] == len(cut)
-    assert f"({len(cut)} truncated)" in stdout
+    assert f"({len(cut)} truncated)" in err  # a log line: on stderr (results on stdout)
 
 
 @pytest.mark.parametrize("family", PRM_FAMILIES)

@@ -35,7 +35,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.interfaces import Policy
@@ -115,6 +115,7 @@ class OpenAIPolicy(Policy):
     """
 
     version = "1"
+    default_concurrency: ClassVar[int] = 8  # problems searched at once: as many as requests in flight by default
 
     def __init__(self, model: str, base_url: str = DEFAULT_BASE_URL, api_key_env: str | None = None,
                  tokenizer: str | None = None, num_parameters: int | None = None,

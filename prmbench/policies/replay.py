@@ -49,6 +49,7 @@ class ReplayPolicy(Policy):
     """
 
     supports_stepwise = False
+    default_concurrency = 16  # stored samples cost nothing; concurrency batches the reward model
     version = "1"
 
     def __init__(self, path: str, tokenizer: str | None = None, num_parameters: int = 0):
