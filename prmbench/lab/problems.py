@@ -55,9 +55,9 @@ class ArithProblem:
 
     @property
     def question(self) -> str:
-        """The word problem, e.g. ``Ann has 27 coins. She gains 8, loses 5, gains 3. How many now?``."""
+        """The word problem, e.g. ``Ann has 27 coins, gains 8, loses 5, gains 3. How many?``."""
         moves = ", ".join(f"gains {op}" if op > 0 else f"loses {-op}" for op in self.ops)
-        return f"{self.name} has {self.start} {self.item}. Then {moves}. How many now?"
+        return f"{self.name} has {self.start} {self.item}, {moves}. How many?"
 
     def math_steps(self) -> list[str]:
         """The reference math solution, one intermediate result per step, boxed answer last."""

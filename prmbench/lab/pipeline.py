@@ -1,0 +1,142 @@
+"""`prmbench lab`: the stages, each resumable, with their wall times in ``DIR/lab_times.json``.
+
+Stages (in order): ``policies`` (train two annotator policies per domain, cached by config hash),
+``labels`` (Monte Carlo step labels of solutions to ``train``-split problems by both annotators,
+`prmbench.labels.labelling.LabelJob`, consensus recorded per solution), ``prms`` (value-head
+PRMs per domain, on two backbones, and on the consensus-filtered labels), ``search`` (one
+`prmbench.runner.Runner` run per domain on the ``test`` split: every PRM plus random and oracle x
+every strategy x every budget, unit n) and ``summary`` (leaderboard, lab_summary.json).
+A finished stage is recorded in ``DIR/lab_state.json`` and skipped on the next run; an
+interrupted one resumes from what it wrote (label files and run folders resume themselves).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from prmbench.errors import ConfigError
+from prmbench.interfaces import config_hash
+from prmbench.lab.config import DOMAINS, LabConfig
+from prmbench.results import write_json_atomic
+
+STAGES = ("policies", "labels", "prms", "search", "summary")
+POLICY_ARGS = {"device": "cpu", "dtype": "float32", "batch_size": 64}
+
+
+def _log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+class Lab:
+    """One lab output folder: runs the missing stages of `cfg` into `out` (see module docstring)."""
+
+    def __init__(self, cfg: LabConfig, out: Path, cache_dir: Path | None = None, threads: int = 1) -> None:
+        self.cfg, self.out, self.threads = cfg, Path(out), threads
+        self.cache = Path(cache_dir) if cache_dir else self.out / "models"
+        self.state_path = self.out / "lab_state.json"
+        self.state: dict[str, Any] = {"config_hash": config_hash(cfg.to_json()), "done": {}, "times": {}}
+
+    # -- state -----------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.state_path.is_file():
+            old = json.loads(self.state_path.read_text())
+            if old.get("config_hash") != self.state["config_hash"]:
+                raise ConfigError(f"{self.out} holds a lab of another configuration (seed or --quick differ); "
+                                  f"pass another --output or the same flags")
+            self.state = old
+        write_json_atomic(self.out / "lab_config.json", self.cfg.to_json())
+
+    def _save(self) -> None:
+        write_json_atomic(self.state_path, self.state)
+
+    def run(self) -> dict[str, Any]:
+        """Run every stage not yet done; return the summary."""
+        self._load_state()
+        steps: dict[str, Callable[[], Any]] = {
+            "policies": self.stage_policies, "labels": self.stage_labels, "prms": self.stage_prms,
+            "search": self.stage_search, "summary": self.stage_summary,
+        }
+        for name in STAGES:
+            if name in self.state["done"]:
+                _log(f"stage {name}: done before, skipped")
+                continue
+            _log(f"stage {name} ...")
+            t0 = time.perf_counter()
+            self.state["done"][name] = steps[name]()
+            self.state["times"][name] = round(time.perf_counter() - t0, 2)
+            self._save()
+            _log(f"stage {name}: {self.state['times'][name]:.1f} s")
+        write_json_atomic(self.out / "lab_times.json", self.state["times"])
+        return json.loads((self.out / "lab_summary.json").read_text())
+
+    # -- stages ----------------------------------------------------------------------------------
+    def stage_policies(self) -> dict[str, list[str]]:
+        """Train (or reuse) both annotators of each domain."""
+        from prmbench.lab.trainer import train_policy
+
+        return {d: [str(train_policy(s, self.cache, threads=self.threads)) for s in self.cfg.policies[d]]
+                for d in DOMAINS}
+
+    def policy_dirs(self, domain: str) -> list[str]:
+        """The trained policy folders of `domain` (annotator a first)."""
+        return list(self.state["done"]["policies"][domain])
+
+    def stage_labels(self) -> dict[str, str]:
+        """Label one solution per train-split problem with both annotators (consensus recorded)."""
+        from prmbench.cli import _registry
+        from prmbench.labels.labelling import LabelJob, LabelSpec
+
+        out = {}
+        for d in DOMAINS:
+            path = self.out / "labels" / f"{d}.jsonl"
+            spec = LabelSpec(task=d, policies=tuple(f"hf:{p}" for p in self.policy_dirs(d)), rollouts=self.cfg.rollouts,
+                             consensus="none", solutions=1, seed=self.cfg.seed, temperature=self.cfg.temperature,
+                             max_tokens=self.cfg.max_tokens,
+                             task_args=self.cfg.task_args(d, "train", self.cfg.label_problems), policy_args=POLICY_ARGS)
+            spec.validate()
+            LabelJob(spec, _registry(()), path, resume=path.exists()).run()
+            out[d] = str(path)
+        return out
+
+    def stage_prms(self) -> dict[str, str]:
+        """Train every PRM of the config; name -> checkpoint folder."""
+        from prmbench.lab.prm import train_prm
+
+        labels = self.state["done"]["labels"]
+        return {p.name: str(train_prm(p, Path(self.policy_dirs(p.domain)[p.backbone]), Path(labels[p.domain]),
+                                      self.cache, seed=self.cfg.seed, threads=self.threads))
+                for p in self.cfg.prms}
+
+    def rm_specs(self) -> dict[str, str]:
+        """Reward-model name in the lab -> registry spec (PRMs as value_head_prm:DIR, random, oracle)."""
+        prms = self.state["done"]["prms"]
+        return {**{n: f"value_head_prm:{d}" for n, d in prms.items()}, "random": "random", "oracle": "oracle"}
+
+    def stage_search(self) -> dict[str, str]:
+        """One cross-run per domain (its annotator-a policy on the test split); domain -> run folder."""
+        from prmbench.cli import _registry
+        from prmbench.runner import Runner, RunSpec
+
+        out = {}
+        for d in DOMAINS:
+            run_dir = self.out / "runs" / d
+            spec = RunSpec(tasks=(d,), rms=tuple(self.rm_specs().values()), strategies=self.cfg.strategies,
+                           budgets=self.cfg.budgets, policy=f"hf:{self.policy_dirs(d)[0]}", seed=self.cfg.seed,
+                           temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+                           task_args=self.cfg.task_args(d, "test", self.cfg.n_problems),
+                           policy_args=POLICY_ARGS, rm_args={}, budget_unit="n")
+            spec.validate()
+            Runner(spec, _registry(()), run_dir, resume=(run_dir / "run.json").exists()).run()
+            out[d] = str(run_dir)
+        return out
+
+    def stage_summary(self) -> dict[str, Any]:
+        """Leaderboard and lab_summary.json (see `prmbench.lab.summary`)."""
+        from prmbench.lab.summary import write_summary
+
+        return write_summary(self)
