@@ -2,9 +2,13 @@
 # The main job: MATH-500 with every search strategy (best-of-N, majority vote, weighted majority,
 # beam search, MCTS, DVTS) under a math PRM and the oracle at compute-matched budgets 2 and 4,
 # then the leaderboard and the accuracy-vs-spend plot.
-#  - Offline (PRMBENCH_DATA_DIR set or ../shared/data present): local MATH-500, a tiny random
-#    Qwen2-architecture policy and a tiny random Qwen2.5-Math-PRM-architecture reward model built
-#    on the spot (plumbing check; accuracy ~0).
+#  - Offline (PRMBENCH_DATA_DIR set or ../shared/data present) without PRMBENCH_POLICY/PRMBENCH_RM:
+#    `prmbench lab` (policies and PRMs trained from scratch on the built-in lab_math/lab_code
+#    domains, labelled, searched and reported; PRMBENCH_LAB_QUICK=1 for its --quick sizes), then the
+#    leaderboard and plot of its two runs.
+#  - Offline with an override: local MATH-500 with the overridden model and, for the other one, a
+#    tiny random Qwen2-architecture policy / Qwen2.5-Math-PRM-architecture reward model (plumbing
+#    check; accuracy ~0).
 #  - Elsewhere: the Hugging Face hub defaults (HuggingFaceH4/MATH-500, Qwen/Qwen2.5-Math-1.5B-Instruct,
 #    the math_prm preset: Qwen/Qwen2.5-Math-PRM-7B).
 # Override with PRMBENCH_POLICY=hf:ID_OR_DIR, PRMBENCH_RM=SPEC, PRMBENCH_LIMIT=K, PRMBENCH_MAX_TOKENS=T,
@@ -21,6 +25,16 @@ if [ -n "${PRMBENCH_DATA_DIR:-}" ]; then
   export HF_DATASETS_OFFLINE=1
   # the built-in tiny models need no hub; an overridden model may be a hub id
   [ -z "${PRMBENCH_POLICY:-}${PRMBENCH_RM:-}" ] && export HF_HUB_OFFLINE=1
+fi
+out="${PRMBENCH_OUTPUT:-runs/main-$(date +%Y%m%d-%H%M%S)}"
+if [ "$offline" = 1 ] && [ -z "${PRMBENCH_POLICY:-}${PRMBENCH_RM:-}" ]; then
+  quick=()
+  [ "${PRMBENCH_LAB_QUICK:-0}" = 1 ] && quick=(--quick)
+  prmbench lab --output "$out" "${quick[@]}"
+  prmbench leaderboard "$out/runs/lab_math" "$out/runs/lab_code" --format csv --output "$out/leaderboard.csv" \
+    --plot "$out/accuracy_vs_compute.png"
+  echo "lab: $out/lab_summary.json  tables: $out/tables.md  leaderboard: $out/leaderboard.csv  plot: $out/accuracy_vs_compute.png"
+  exit 0
 fi
 if [ -n "${PRMBENCH_POLICY:-}" ]; then
   policy="$PRMBENCH_POLICY"
@@ -40,7 +54,6 @@ elif [ "$offline" = 1 ]; then
 else
   rm_spec="math_prm"
 fi
-out="${PRMBENCH_OUTPUT:-runs/main-$(date +%Y%m%d-%H%M%S)}"
 prmbench run --tasks math500 --policy "$policy" --rm "$rm_spec",oracle \
   --strategy best_of_n,majority_vote,weighted_majority,beam_search,mcts,dvts \
   --budget 2,4 --limit "${PRMBENCH_LIMIT:-5}" --max-tokens "${PRMBENCH_MAX_TOKENS:-48}" --output "$out"

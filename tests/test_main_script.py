@@ -57,7 +57,6 @@ def flag(args: list[str], name: str) -> str:
 
 
 @pytest.mark.parametrize("env, policy, rm, builds", [
-    ({}, "hf:runs/tiny-model", "qwen_prm:runs/tiny-prm,oracle", {"tiny-model", "tiny-rm"}),
     ({"PRMBENCH_POLICY": "hf:/models/mine"}, "hf:/models/mine", "qwen_prm:runs/tiny-prm,oracle", {"tiny-rm"}),
     ({"PRMBENCH_RM": "orm:/rms/x"}, "hf:runs/tiny-model", "orm:/rms/x,oracle", {"tiny-model"}),
     ({"PRMBENCH_POLICY": "hf:/m", "PRMBENCH_RM": "math_prm"}, "hf:/m", "math_prm,oracle", set()),
@@ -78,3 +77,23 @@ def test_limit_and_max_tokens_overrides(tmp_path):
     assert proc.returncode == 0, proc.stderr
     args = run_args(lines)
     assert flag(args, "--limit") == "2" and flag(args, "--max-tokens") == "16"
+
+
+@pytest.mark.parametrize("quick", ["0", "1"])
+def test_offline_without_overrides_runs_the_lab(tmp_path, quick):
+    proc, lines = run_main(tmp_path, PRMBENCH_LAB_QUICK=quick)
+    assert proc.returncode == 0, proc.stderr
+    out = str(tmp_path / "out")
+    [lab] = [ln for ln in lines if ln.startswith("prmbench lab ")]
+    assert lab.split() == ["prmbench", "lab", "--output", out] + (["--quick"] if quick == "1" else [])
+    assert not any(ln.startswith(("prmbench run ", "python -m prmbench.testing")) for ln in lines)
+    [board] = [ln for ln in lines if ln.startswith("prmbench leaderboard ")]
+    assert f"{out}/runs/lab_math {out}/runs/lab_code" in board
+
+
+def test_hub_path_keeps_the_real_defaults(tmp_path):
+    repo_env = {"PRMBENCH_DATA_DIR": ""}
+    proc, lines = run_main(tmp_path, **repo_env)
+    assert proc.returncode == 0, proc.stderr
+    args = run_args(lines)
+    assert flag(args, "--policy") == "hf:Qwen/Qwen2.5-Math-1.5B-Instruct" and flag(args, "--rm") == "math_prm,oracle"
