@@ -3,9 +3,9 @@
 Stages (in order): ``policies`` (train two annotator policies per domain, cached by config hash),
 ``labels`` (Monte Carlo step labels of solutions to ``train``-split problems by both annotators,
 `prmbench.labels.labelling.LabelJob`, consensus recorded per solution), ``prms`` (value-head
-PRMs per domain, on two backbones, and on the consensus-filtered labels), ``search`` (one
-`prmbench.runner.Runner` run per domain on the ``test`` split: every PRM plus random and oracle x
-every strategy x every budget, unit n) and ``summary`` (leaderboard, lab_summary.json).
+PRMs per domain, on two backbones, and on the consensus-filtered labels), ``search`` (per domain,
+`prmbench.runner.Runner` runs on the ``test`` split: the math- and code-trained PRMs, random and
+oracle x every strategy x every budget, unit n; the other PRMs x best-of-N) and ``summary`` (leaderboard, lab_summary.json).
 A finished stage is recorded in ``DIR/lab_state.json`` and skipped on the next run; an
 interrupted one resumes from what it wrote (label files and run folders resume themselves).
 """
@@ -112,27 +112,41 @@ class Lab:
                                       self.cache, seed=self.cfg.seed, threads=self.threads))
                 for p in self.cfg.prms}
 
-    def rm_specs(self) -> dict[str, str]:
-        """Reward-model name in the lab -> registry spec (PRMs as value_head_prm:DIR, random, oracle)."""
-        prms = self.state["done"]["prms"]
-        return {**{n: f"value_head_prm:{d}" for n, d in prms.items()}, "random": "random", "oracle": "oracle"}
+    def rm_specs(self, main: bool | None = None) -> dict[str, str]:
+        """Lab name -> registry spec of the reward models: PRMs as value_head_prm:DIR, random, oracle.
 
-    def stage_search(self) -> dict[str, str]:
-        """One cross-run per domain (its annotator-a policy on the test split); domain -> run folder."""
+        `main=True`: those of the full cross-run (the math- and code-trained PRMs on annotator a's
+        backbone, random, oracle); `main=False`: the other PRMs (size b, filtered labels), which
+        run best-of-N only; None: all.
+        """
+        prms = self.state["done"]["prms"]
+        core = {f"{d.removeprefix('lab_')}_prm_a" for d in DOMAINS}
+        specs = {n: f"value_head_prm:{p}" for n, p in prms.items() if main is None or (n in core) == main}
+        return {**specs, "random": "random", "oracle": "oracle"} if main in (None, True) else specs
+
+    def _cross_run(self, domain: str, name: str, rms: tuple[str, ...], strategies: tuple[str, ...]) -> str:
         from prmbench.cli import _registry
         from prmbench.runner import Runner, RunSpec
 
+        run_dir = self.out / "runs" / name
+        spec = RunSpec(tasks=(domain,), rms=rms, strategies=strategies, budgets=self.cfg.budgets,
+                       policy=f"hf:{self.policy_dirs(domain)[0]}", seed=self.cfg.seed,
+                       temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+                       task_args=self.cfg.task_args(domain, "test", self.cfg.n_problems),
+                       policy_args=POLICY_ARGS, budget_unit="n")
+        spec.validate()
+        Runner(spec, _registry(()), run_dir, resume=(run_dir / "run.json").exists()).run()
+        return str(run_dir)
+
+    def stage_search(self) -> dict[str, str]:
+        """Per domain (annotator a's policy, test split): the full cross-run and a best-of-N run of the
+        other PRMs; run name -> folder."""
         out = {}
         for d in DOMAINS:
-            run_dir = self.out / "runs" / d
-            spec = RunSpec(tasks=(d,), rms=tuple(self.rm_specs().values()), strategies=self.cfg.strategies,
-                           budgets=self.cfg.budgets, policy=f"hf:{self.policy_dirs(d)[0]}", seed=self.cfg.seed,
-                           temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
-                           task_args=self.cfg.task_args(d, "test", self.cfg.n_problems),
-                           policy_args=POLICY_ARGS, rm_args={}, budget_unit="n")
-            spec.validate()
-            Runner(spec, _registry(()), run_dir, resume=(run_dir / "run.json").exists()).run()
-            out[d] = str(run_dir)
+            out[d] = self._cross_run(d, d, tuple(self.rm_specs(True).values()), self.cfg.strategies)
+            extra = tuple(self.rm_specs(False).values())
+            if extra:
+                out[f"{d}-bon"] = self._cross_run(d, f"{d}-bon", extra, ("best_of_n",))
         return out
 
     def stage_summary(self) -> dict[str, Any]:

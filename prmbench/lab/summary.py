@@ -53,8 +53,9 @@ def write_summary(lab: Any) -> dict[str, Any]:
     cfg = lab.cfg
     top = max(cfg.budgets)
     names = {spec: name for name, spec in lab.rm_specs().items()}
-    runs = {d: load_run(lab.state["done"]["search"][d]) for d in DOMAINS}
-    (out / "leaderboard.md").write_text(render(leaderboard_table(list(runs.values())), "markdown") + "\n")
+    all_runs = {name: load_run(path) for name, path in lab.state["done"]["search"].items()}
+    runs = {d: all_runs[d] for d in DOMAINS}
+    (out / "leaderboard.md").write_text(render(leaderboard_table(list(all_runs.values())), "markdown") + "\n")
     summary: dict[str, Any] = {"domains": {}, "budget": top, "times": dict(lab.state["times"]),
                                "prms": dict(lab.state["done"]["prms"]),
                                "policies": dict(lab.state["done"]["policies"])}
@@ -86,10 +87,25 @@ def write_summary(lab: Any) -> dict[str, Any]:
             for rm in sorted({k[0] for k in cells}):
                 curves.append([d, strategy, rm] + [f"{100 * _acc(cells[(rm, strategy, bb)]):.1f}"
                                                    for bb in cfg.budgets if (rm, strategy, bb) in cells])
+    bon, sizes = [], []
+    for d in DOMAINS:
+        cells = {(names.get(c.rm, c.rm), c.budget): c for name, run in all_runs.items()
+                 if name.startswith(d) for c in run.cells if c.strategy == "best_of_n"}
+        for rm in sorted({k[0] for k in cells}):
+            bon.append([d, rm] + [f"{100 * _acc(cells[(rm, b)]):.1f}" for b in cfg.budgets if (rm, b) in cells])
+            log_path = Path(lab.state["done"]["prms"].get(rm, "")) / "train_log.json"
+            if log_path.is_file() and (rm, top) in cells:
+                log = json.loads(log_path.read_text())
+                sizes.append([d, rm, log["parameters"], f"{log['train_flops']:.3g}", log["solutions"],
+                              f"{100 * _acc(cells[(rm, top)]):.1f}"])
     text = ["# prmbench lab", "", f"## Table 1: accuracy % at budget {top} (unit n)", "",
             _table(table1, ["domain", "reward model", "strategy", "accuracy %"]), "",
             "## Accuracy % vs budget", "",
-            _table(curves, ["domain", "strategy", "reward model"] + [f"n={b}" for b in cfg.budgets]), ""]
+            _table(curves, ["domain", "strategy", "reward model"] + [f"n={b}" for b in cfg.budgets]), "",
+            "## Best-of-N accuracy % vs budget per PRM training set", "",
+            _table(bon, ["domain", "reward model"] + [f"n={b}" for b in cfg.budgets]), "",
+            f"## PRM size and training FLOPs vs best-of-{top} accuracy %", "",
+            _table(sizes, ["domain", "PRM", "parameters", "train FLOPs", "labelled solutions", "accuracy %"]), ""]
     (out / "tables.md").write_text("\n".join(text))
     write_json_atomic(out / "lab_summary.json", summary)
     return {"summary": "lab_summary.json"}
