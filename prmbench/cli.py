@@ -19,7 +19,7 @@ EPILOG_MAIN = """examples:
   prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm oracle,random \\
                --strategy best_of_n,majority_vote --budget 1,4,16 --limit 50
   prmbench leaderboard runs/my-run --format markdown --plot acc.png
-  prmbench compare results/baselines/ci runs/my-run --max-drop 0.02
+  prmbench compare runs/base runs/my-run --max-drop 0.02
 """
 
 EPILOG_RUN = """examples:
@@ -38,6 +38,9 @@ EPILOG_RUN = """examples:
   prmbench run ... --budget-unit seconds --budget 30
   # component arguments: K=V reaches every strategy that takes K, NAME:K=V only NAME
   prmbench run ... --strategy best_of_n,majority_vote,beam_search --strategy-args aggregation=min,beam_search:beam_width=2
+  # step-level tasks: labelled solutions scored step by step (no --policy/--strategy/--budget)
+  prmbench run --tasks processbench_gsm8k,processbench_math,prm800k_test,prmbench_prm800k --rm random,math_prm
+  prmbench run --tasks processbench --rm math_prm --task-args calibrate_on=gsm8k,threshold=0.5
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
@@ -140,8 +143,8 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
         v = getattr(args, name, None)
         return v if v is not None else cfg.get(name, default)
 
-    missing = [f"--{n.replace('_', '-')}" for n in ("tasks", "rm", "strategy", "budget", "policy") if pick(n) is None]
-    if missing:
+    missing = [f"--{n.replace('_', '-')}" for n in ("tasks", "rm") if pick(n) is None]
+    if missing:  # --strategy, --budget and --policy: the runner asks for them when a search task needs them
         raise ConfigError(f"missing {', '.join(missing)}: give them as flags or in --config FILE.yaml "
                           f"(see `prmbench run --help` for examples)")
     include = list(cfg.get("include_path") or []) + list(args.include_path or [])
@@ -149,8 +152,8 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
         tasks=split_list(pick("tasks"), "--tasks"),
         rms=split_list(pick("rm"), "--rm"),
         strategies=split_list(pick("strategy"), "--strategy"),
-        budgets=parse_budgets(pick("budget")),
-        policy=str(pick("policy")),
+        budgets=parse_budgets(pick("budget")) if pick("budget") is not None else (),
+        policy=str(pick("policy") or ""),
         limit=pick("limit"),
         seed=int(pick("seed", 0)),
         temperature=float(pick("temperature", 0.7)),
@@ -171,7 +174,6 @@ def build_spec(args: argparse.Namespace) -> tuple[Any, Path]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the matrix and print the leaderboard."""
-    from prmbench.leaderboard import leaderboard_table, render
     from prmbench.results import load_run
     from prmbench.runner import Runner
 
@@ -183,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
               f"plus --output {output} --resume", file=sys.stderr)
         return 130
-    print(render(leaderboard_table([load_run(output)]), "markdown"))
+    print(render_all([load_run(output)], "markdown"))
     print(f"\nresults: {output}")
     return 0
 
@@ -265,13 +267,26 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 # -- leaderboard / compare ------------------------------------------------------------------
+def render_all(runs: Sequence[Any], fmt: str, df: Any = None) -> str:
+    """The search leaderboard, then the step-level tables (prmbench.step_report) when runs hold step cells."""
+    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.step_report import render_step_tables
+
+    df = leaderboard_table(runs) if df is None else df
+    step = render_step_tables(runs, fmt)
+    if not step:
+        return render(df, fmt)
+    return step if df.empty else render(df, fmt).rstrip("\n") + "\n\n" + step
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render a leaderboard over one or more runs, optionally with a plot."""
-    from prmbench.leaderboard import leaderboard_table, render
+    from prmbench.leaderboard import leaderboard_table
     from prmbench.results import load_run
 
-    df = leaderboard_table([load_run(p) for p in args.runs])
-    text = render(df, args.format)
+    runs = [load_run(p) for p in args.runs]
+    df = leaderboard_table(runs)
+    text = render_all(runs, args.format, df)
     if args.output:
         _write_text(args.output, text if text.endswith("\n") else text + "\n")
     else:
@@ -285,15 +300,40 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Paired comparison of two runs; exit 1 on a significant regression beyond --max-drop."""
-    from prmbench.compare import compare_runs, render_comparison
+    """Compare two runs: paired statistics (exit 1 on a significant regression beyond --max-drop),
+    or with --exact record by record (exit 1 naming every changed record)."""
     from prmbench.results import load_run
+    from prmbench.step_compare import compare_step_runs, has_step_cells, render_step_comparison
 
-    if not 0 <= args.max_drop <= 1:
-        raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {args.max_drop})")
-    cmp = compare_runs(load_run(args.base), load_run(args.new), max_drop=args.max_drop, alpha=args.alpha)
-    print(render_comparison(cmp))
-    return 1 if cmp.regressed else 0
+    if args.exact:
+        if args.max_drop is not None or args.alpha is not None:
+            raise ConfigError("--exact compares every record and takes no --max-drop or --alpha "
+                              "(those are for the statistical comparison: drop --exact)")
+        from prmbench.compare_exact import compare_exact, render_exact
+
+        exact = compare_exact(load_run(args.base), load_run(args.new))
+        print(render_exact(exact))
+        return 0 if exact.identical else 1
+    from prmbench.compare import compare_runs, render_comparison
+
+    max_drop = 0.0 if args.max_drop is None else args.max_drop
+    alpha = 0.05 if args.alpha is None else args.alpha
+    if not 0 <= max_drop <= 1:
+        raise ConfigError(f"--max-drop is an accuracy difference between 0 and 1 (got {max_drop})")
+    base, new = load_run(args.base), load_run(args.new)
+    reports, regressed = [], False
+    searched = any(c.kind != "step" for c in base.cells) and any(c.kind != "step" for c in new.cells)
+    stepped = has_step_cells(base) and has_step_cells(new)
+    if searched or not stepped:  # search cells (or neither kind shared: compare_runs says so)
+        cmp = compare_runs(base, new, max_drop=max_drop, alpha=alpha)
+        reports.append(render_comparison(cmp))
+        regressed = cmp.regressed
+    if stepped:
+        step = compare_step_runs(base, new, max_drop=max_drop, alpha=alpha)
+        reports.append(render_step_comparison(step))
+        regressed = regressed or step.regressed
+    print("\n\n".join(reports))
+    return 1 if regressed else 0
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -394,13 +434,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="also plot accuracy against measured compute")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("compare", help="paired regression check of NEW_RUN against BASE_RUN", formatter_class=fmt,
-                       epilog="examples:\n  prmbench compare results/baselines/ci runs/new --max-drop 0.05\n"
-                              "exit status 1 when a cell's accuracy drops significantly (McNemar, --alpha) and by more than --max-drop")
+    p = sub.add_parser("compare", help="regression check of NEW_RUN against BASE_RUN (paired statistics, or --exact)",
+                       formatter_class=fmt,
+                       epilog="examples:\n  prmbench compare runs/base runs/new --max-drop 0.05\n"
+                              "  prmbench compare --exact results/baselines/ci/math_pool runs/ci/math_pool\n"
+                              "Cells pair by task, policy, rm, strategy, budget unit and budget. Runs whose temperature,\n"
+                              "top_p, max_tokens, seed, task version, data, task configuration or grader versions\n"
+                              "differ are refused (exit 2). Exit status 1 when a cell's accuracy drops significantly\n"
+                              "(McNemar, --alpha) and by more than --max-drop; with --exact (deterministic runs such as\n"
+                              "the CI fixture) when any record's verdict or chosen answer differs, and exit 2 when\n"
+                              "the runs' configurations or components differ at all.")
     p.add_argument("base", metavar="BASE_RUN")
     p.add_argument("new", metavar="NEW_RUN")
-    p.add_argument("--max-drop", type=float, default=0.0, metavar="D", help="tolerated accuracy drop (default 0)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--max-drop", type=float, default=None, metavar="D", help="tolerated accuracy drop (default 0)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (default 0.05)")
+    p.add_argument("--exact", action="store_true",
+                   help="require every record's verdict and chosen answer to be identical (deterministic runs)")
     p.set_defaults(func=cmd_compare)
     return parser
 

@@ -1,7 +1,8 @@
 """Paired regression check of a new run against a base run.
 
-Cells are matched by (task, policy, rm, strategy, budget) and, inside a cell, problems by
-problem_id; only problems present in both runs are compared. Per cell this reports both
+Cells are paired by `pair_cells`: the same task, policy, rm, strategy, budget unit and budget
+(an n4 cell is never paired with a tokens4 one); inside a cell, problems by problem_id, and only
+problems present in both runs are compared. Per cell this reports both
 accuracies on the shared problems, their difference, a paired bootstrap 95% CI of the difference
 and McNemar's exact test on the discordant pairs:
 
@@ -13,8 +14,13 @@ b ~ Binomial(b + c, 1/2); the two-sided exact p-value is min(1, 2 * P(X <= min(b
 A cell regresses when its accuracy dropped, the drop is significant (p < alpha) and larger than
 the tolerated `max_drop`.
 
-Runs are refused (ConfigError) when a task they share has a different task version or data
-fingerprint, since their numbers are then not comparable, and when they share no cell.
+Runs are refused (ConfigError, naming what differs) when their sampling settings (temperature,
+top_p, max_tokens) or seed differ, or a task they share has a different version, data
+fingerprint or configuration (its identity, which holds its grader versions): their numbers are
+then not comparable (see prmbench.comparability). They are refused too when they share no cell.
+
+This statistical check is for noisy runs. For deterministic runs (the CI fixture) use the exact
+record-by-record comparison of prmbench.compare_exact (`prmbench compare --exact`).
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from typing import Any, Mapping
 import numpy as np
 from tabulate import tabulate
 
+from prmbench.comparability import check_settings
 from prmbench.errors import ConfigError, DataError
 from prmbench.results import CellResult, RunResult
 
-CellKey = tuple[str, str, str, str, int]
-"""(task, policy, rm, strategy, budget): how cells of two runs are matched."""
+CellKey = tuple[str, str, str, str, str, int]
+"""(task, policy, rm, strategy, budget unit, budget): how cells of two runs are matched."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class CellComparison:
     rm: str
     strategy: str
     budget: int
+    budget_unit: str
     n_shared: int
     n_only_base: int
     n_only_new: int
@@ -62,8 +70,8 @@ class CellComparison:
 
     @property
     def key(self) -> CellKey:
-        """(task, policy, rm, strategy, budget)."""
-        return (self.task, self.policy, self.rm, self.strategy, self.budget)
+        """(task, policy, rm, strategy, budget unit, budget)."""
+        return (self.task, self.policy, self.rm, self.strategy, self.budget_unit, self.budget)
 
 
 @dataclass(frozen=True)
@@ -127,39 +135,79 @@ def paired_bootstrap_ci(base: np.ndarray, new: np.ndarray, n_boot: int = 2000, s
     return float(low), float(high)
 
 
-def _key(cell: CellResult) -> CellKey:
-    return (cell.task, cell.policy, cell.rm, cell.strategy, int(cell.budget))
+def cell_key(cell: CellResult) -> CellKey:
+    """The identity a cell is paired by: (task, policy, rm, strategy, budget unit, budget)."""
+    return (cell.task, cell.policy, cell.rm, cell.strategy, cell.budget_unit, int(cell.budget))
 
 
-def _outcomes(run: RunResult, cell: CellResult) -> dict[str, bool]:
-    out: dict[str, bool] = {}
+def format_key(key: CellKey) -> str:
+    """A cell key as text: task/policy/rm/strategy/UNITBUDGET (the unit as in cell ids: n4, tokens2000)."""
+    task, policy, rm, strategy, unit, budget = key
+    return f"{task}/{policy}/{rm}/{strategy}/{unit}{budget}"
+
+
+def _show_keys(keys: Any) -> str:
+    keys = sorted(keys)
+    text = ", ".join(format_key(k) for k in keys[:4])
+    return text + (f" and {len(keys) - 4} more" if len(keys) > 4 else "") if keys else "none"
+
+
+@dataclass(frozen=True)
+class CellPairing:
+    """The cells of two runs, paired: `matched` (base cell, new cell) pairs in key order, and the keys
+    of cells present in one run only."""
+
+    matched: list[tuple[CellResult, CellResult]]
+    only_in_base: list[CellKey]
+    only_in_new: list[CellKey]
+
+
+def pair_cells(base: RunResult, new: RunResult) -> CellPairing:
+    """Pair the cells of two runs by `cell_key`; ConfigError when they share none (saying why).
+
+    The one place that decides which cells are compared with which (both the statistical and the
+    exact comparison use it). A run holding two cells with one key is damaged (DataError).
+    """
+    cells: list[dict[CellKey, CellResult]] = []
+    for run in (base, new):
+        by_key: dict[CellKey, CellResult] = {}
+        for c in run.cells:
+            if c.kind == "step":  # step-level cells: prmbench.step_compare
+                continue
+            if cell_key(c) in by_key:
+                raise DataError(f"{run.path / 'run.json'} lists two cells for {format_key(cell_key(c))} "
+                                f"({by_key[cell_key(c)].id}, {c.id}); the run directory is damaged (re-run it)")
+            by_key[cell_key(c)] = c
+        cells.append(by_key)
+    base_cells, new_cells = cells
+    matched = sorted(set(base_cells) & set(new_cells))
+    if not matched:
+        units = {k[4] for k in base_cells}, {k[4] for k in new_cells}
+        why = ""
+        if units[0] != units[1]:
+            why = (f" Their budget units differ (base: {', '.join(sorted(units[0]))}; new: {', '.join(sorted(units[1]))}): "
+                   "budgets in different units are different compute, so re-run one with the other's --budget-unit.")
+        raise ConfigError(f"{base.path} and {new.path} share no cell (task/policy/rm/strategy/unit+budget), so there is "
+                          f"nothing to compare. Base has: {_show_keys(base_cells)}. New has: {_show_keys(new_cells)}.{why}")
+    return CellPairing(matched=[(base_cells[k], new_cells[k]) for k in matched],
+                       only_in_base=sorted(set(base_cells) - set(new_cells)),
+                       only_in_new=sorted(set(new_cells) - set(base_cells)))
+
+
+def records_by_problem(run: RunResult, cell: CellResult) -> dict[str, dict[str, Any]]:
+    """A cell's records by problem id; DataError when a problem has two (a damaged samples file)."""
+    out: dict[str, dict[str, Any]] = {}
     for r in cell.records:
         pid = str(r["problem_id"])
         if pid in out:
             raise DataError(f"{run.path}: cell {cell.id} has two records for problem {pid!r}; "
                             "its samples file is damaged (re-run the cell)")
-        out[pid] = bool(r.get("correct"))
+        out[pid] = r
     return out
 
 
-def _check_tasks(base: RunResult, new: RunResult, tasks: set[str]) -> None:
-    base_tasks: Mapping[str, Any] = base.run.get("tasks") or {}
-    new_tasks: Mapping[str, Any] = new.run.get("tasks") or {}
-    for task in sorted(tasks):
-        a, b = base_tasks.get(task), new_tasks.get(task)
-        for run, info in ((base, a), (new, b)):
-            if not info or info.get("version") is None or info.get("data_fingerprint") is None:
-                raise DataError(f"{run.path / 'run.json'} records no version and data fingerprint for task "
-                                f"{task!r}, so it cannot be checked to use the same data; re-run it with this prmbench")
-        assert a is not None and b is not None
-        if str(a["version"]) != str(b["version"]):
-            raise ConfigError(f"task {task!r} has version {a['version']!r} in {base.path} but {b['version']!r} in "
-                              f"{new.path}: its grading or data changed, so the runs are not comparable. "
-                              "Re-run the base with the new task version (or compare runs of the same version).")
-        if str(a["data_fingerprint"]) != str(b["data_fingerprint"]):
-            raise ConfigError(f"task {task!r} was run on different data in {base.path} (fingerprint "
-                              f"{a['data_fingerprint']}) and {new.path} (fingerprint {b['data_fingerprint']}): "
-                              "the runs are not comparable. Use the same data file for both runs.")
+def _outcomes(run: RunResult, cell: CellResult) -> dict[str, bool]:
+    return {pid: bool(r.get("correct")) for pid, r in records_by_problem(run, cell).items()}
 
 
 def compare_cell(base_cell: CellResult, new_cell: CellResult, base_outcomes: Mapping[str, bool],
@@ -183,7 +231,7 @@ def compare_cell(base_cell: CellResult, new_cell: CellResult, base_outcomes: Map
     regressed = delta is not None and delta < 0 and p < alpha and -delta > max_drop
     return CellComparison(
         task=base_cell.task, policy=base_cell.policy, rm=base_cell.rm, strategy=base_cell.strategy,
-        budget=int(base_cell.budget), n_shared=n, n_only_base=len(set(base_outcomes) - set(new_outcomes)),
+        budget=int(base_cell.budget), budget_unit=base_cell.budget_unit, n_shared=n, n_only_base=len(set(base_outcomes) - set(new_outcomes)),
         n_only_new=len(set(new_outcomes) - set(base_outcomes)), base_accuracy=base_acc, new_accuracy=new_acc,
         delta=delta, ci_low=low, ci_high=high, b=b, c=c, p_value=p, regressed=bool(regressed))
 
@@ -192,8 +240,9 @@ def compare_runs(base: RunResult, new: RunResult, max_drop: float = 0.0, alpha: 
                  n_boot: int = 2000, seed: int = 0) -> Comparison:
     """Paired comparison of `new` against `base`, cell by cell (see the module docstring).
 
-    Both runs must be loaded with their records. Raises ConfigError when a shared task's version
-    or data fingerprint differs, when the runs share no cell, or for out-of-range arguments;
+    Both runs must be loaded with their records. Raises ConfigError when the sampling settings,
+    seed or a shared task's version, data fingerprint or configuration differ (`check_settings`),
+    when the runs share no cell (`pair_cells`), or for out-of-range arguments;
     DataError when the shared cells have no problem in common or a samples file is damaged.
     """
     if not 0 <= max_drop <= 1:
@@ -203,33 +252,17 @@ def compare_runs(base: RunResult, new: RunResult, max_drop: float = 0.0, alpha: 
     if n_boot < 1:
         raise ConfigError(f"n_boot must be a positive number of bootstrap resamples (got {n_boot})")
 
-    base_cells = {_key(c): c for c in base.cells}
-    new_cells = {_key(c): c for c in new.cells}
-    shared_tasks = set(base.run.get("tasks") or {}) & set(new.run.get("tasks") or {})
-    shared_tasks |= {k[0] for k in base_cells} & {k[0] for k in new_cells}
-    _check_tasks(base, new, shared_tasks)
-
-    matched = sorted(set(base_cells) & set(new_cells))
-    if not matched:
-        def show(keys: Any) -> str:
-            keys = sorted(keys)
-            text = ", ".join("/".join(str(p) for p in k) for k in keys[:4])
-            return text + (f" and {len(keys) - 4} more" if len(keys) > 4 else "") if keys else "none"
-        raise ConfigError(f"{base.path} and {new.path} share no cell (task/policy/rm/strategy/budget), so there is "
-                          f"nothing to compare. Base has: {show(base_cells)}. New has: {show(new_cells)}.")
-
-    results = []
-    for key in matched:
-        bc, nc = base_cells[key], new_cells[key]
-        results.append(compare_cell(bc, nc, _outcomes(base, bc), _outcomes(new, nc),
-                                    max_drop=max_drop, alpha=alpha, n_boot=n_boot, seed=seed))
+    check_settings(base, new)
+    pairing = pair_cells(base, new)
+    results = [compare_cell(bc, nc, _outcomes(base, bc), _outcomes(new, nc), max_drop=max_drop, alpha=alpha,
+                            n_boot=n_boot, seed=seed) for bc, nc in pairing.matched]
     if sum(r.n_shared for r in results) == 0:
         raise DataError(f"the cells shared by {base.path} and {new.path} have no problem in common (or no records "
                         "were loaded: use load_run(path, with_records=True)); nothing can be compared")
     return Comparison(
-        base=str(base.path), new=str(new.path), cells=results,
-        only_in_base=sorted(set(base_cells) - set(new_cells)), only_in_new=sorted(set(new_cells) - set(base_cells)),
-        max_drop=max_drop, alpha=alpha, n_boot=n_boot, seed=seed, regressed=any(r.regressed for r in results))
+        base=str(base.path), new=str(new.path), cells=results, only_in_base=pairing.only_in_base,
+        only_in_new=pairing.only_in_new, max_drop=max_drop, alpha=alpha, n_boot=n_boot, seed=seed,
+        regressed=any(r.regressed for r in results))
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -255,21 +288,21 @@ def render_comparison(cmp: Comparison) -> str:
     """A readable report: one row per compared cell, the cells in one run only, and the verdict."""
     rows = []
     for r in cmp.cells:
-        rows.append([r.task, r.policy, r.rm, r.strategy, r.budget,
+        rows.append([r.task, r.policy, r.rm, r.strategy, r.budget_unit, r.budget,
                      f"{r.n_shared} (+{r.n_only_base} base, +{r.n_only_new} new)" if (r.n_only_base or r.n_only_new)
                      else str(r.n_shared),
                      _pct(r.base_accuracy), _pct(r.new_accuracy), _pct(r.delta, signed=True),
                      "-" if r.ci_low is None else f"[{_pct(r.ci_low, True)}, {_pct(r.ci_high, True)}]",
                      f"{r.b}/{r.c}", f"{r.p_value:.3g}", _status(r, cmp)])
-    headers = ["task", "policy", "rm", "strategy", "budget", "shared problems", "base %", "new %", "delta pp",
+    headers = ["task", "policy", "rm", "strategy", "unit", "budget", "shared problems", "base %", "new %", "delta pp",
                "95% CI (bootstrap)", "b/c", "p (McNemar)", "status"]
     lines = [f"base: {cmp.base}", f"new:  {cmp.new}", "",
              tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
-                      colalign=["left"] * 4 + ["right"] * 8 + ["left"]), "",
+                      colalign=["left"] * 5 + ["right"] * 8 + ["left"]), "",
              "b/c: problems right in base only / right in new only; accuracies over shared problems."]
     for label, keys in (("only in base (not compared)", cmp.only_in_base), ("only in new (not compared)", cmp.only_in_new)):
         if keys:
-            lines.append(f"{label}: " + ", ".join("/".join(str(p) for p in k) for k in keys))
+            lines.append(f"{label}: " + ", ".join(format_key(k) for k in keys))
     lines.append("")
     crit = f"p < {cmp.alpha:g} and drop > {100 * cmp.max_drop:.1f} pp"
     if cmp.regressed:

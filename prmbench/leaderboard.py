@@ -76,6 +76,8 @@ def leaderboard_table(runs: Iterable[RunResult]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for label, run in zip(_run_labels(runs), runs):
         for cell in run.cells:
+            if cell.kind == "step":  # step-level cells have their own tables (prmbench.step_report)
+                continue
             metrics, complete = _cell_row_metrics(run, cell)
             row: dict[str, Any] = {"run": label, "task": cell.task, "policy": cell.policy, "rm": cell.rm,
                                    "strategy": cell.strategy, "budget": int(cell.budget)}

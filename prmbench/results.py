@@ -9,6 +9,8 @@ Layout of a run directory (schema version 1; see README "Results schema"):
       cells/<cell_id>/samples.jsonl one Record per problem (prmbench.types.Record.to_json), with
                                     its budget_unit, allowance_flops and measured spend
       cells/<cell_id>/metrics.json  accuracy with stderr and 95% CI, mean spend (see metrics.py)
+                                    (step-level cells TASK--RM: the task's step metrics, see
+                                    prmbench.step_runner; each cell's `kind` is "search" or "step")
       cache.sqlite                  generations and RM scores (content-addressed; for --resume)
 
 Fields added within version 1 (budget_unit, allowance_flops, budget_flops, mean_spend_flops) are
@@ -81,6 +83,9 @@ class CellResult:
     metrics: dict[str, Any]
     records: list[dict[str, Any]]
     budget_unit: str = "n"
+    kind: str = "search"
+    """"search" (task x rm x strategy x budget) or "step" (a step-level cell TASK--RM: strategy and
+    policy "", budget 0; see prmbench.step_runner)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,8 @@ def load_run(path: str | Path, with_records: bool = True) -> RunResult:
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         samples = cell_dir / SAMPLES_FILE
         records = list(read_jsonl(samples)) if with_records and samples.is_file() else []
-        cells.append(CellResult(id=c["id"], task=c["task"], rm=c["rm"], strategy=c["strategy"],
-                                budget=int(c["budget"]), policy=c["policy"], metrics=metrics, records=records,
-                                budget_unit=str(c.get("budget_unit", "n"))))
+        cells.append(CellResult(id=c["id"], task=c["task"], rm=c["rm"], strategy=c.get("strategy") or "",
+                                budget=int(c.get("budget") or 0), policy=c.get("policy") or "", metrics=metrics,
+                                records=records, budget_unit=str(c.get("budget_unit", "n")),
+                                kind=str(c.get("kind", "search"))))
     return RunResult(path=path, run=run, cells=cells)

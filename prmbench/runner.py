@@ -32,6 +32,8 @@ from prmbench.interfaces import Policy, RewardModel, Strategy, Task, config_hash
 from prmbench.metrics import cell_metrics
 from prmbench.registry import Registry
 from prmbench.resume import check_resume, config_difference
+from prmbench.step_runner import SEARCH_KIND, plan_step_cells, run_step_cells
+from prmbench.step_task import is_step_task
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
                               read_jsonl, write_json_atomic)
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
@@ -48,9 +50,9 @@ class RunSpec:
 
     tasks: tuple[str, ...]
     rms: tuple[str, ...]
-    strategies: tuple[str, ...]
-    budgets: tuple[int, ...]
-    policy: str
+    strategies: tuple[str, ...] = ()  # none needed when every task is step-level
+    budgets: tuple[int, ...] = ()
+    policy: str = ""
     limit: int | None = None
     seed: int = 0
     temperature: float = 0.7
@@ -77,11 +79,15 @@ class RunSpec:
         return config_hash(self.to_json())
 
     def validate(self) -> None:
-        """Reject empty lists, bad budgets and sampling settings with a clear message."""
-        for label, items in (("--tasks", self.tasks), ("--rm", self.rms), ("--strategy", self.strategies)):
+        """Reject empty lists, bad budgets and sampling settings with a clear message.
+
+        --strategy, --budget and --policy may be absent (step-level tasks need none); the runner
+        asks for them once it knows a search task is in the run (`check_search_flags`).
+        """
+        for label, items in (("--tasks", self.tasks), ("--rm", self.rms)):
             if not items:
                 raise ConfigError(f"{label} is empty: name at least one (see `prmbench ls`)")
-        if not self.budgets or any(b < 1 for b in self.budgets):
+        if any(b < 1 for b in self.budgets):
             raise ConfigError(f"--budget must be positive integers, e.g. --budget 1,4,16 (got {list(self.budgets)})")
         check_unit(self.budget_unit)
         if self.limit is not None and self.limit < 1:
@@ -199,6 +205,16 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def check_search_flags(spec: RunSpec, search_tasks: Sequence[str]) -> None:
+    """Search tasks need --strategy, --budget and --policy (step-level tasks need none of them)."""
+    missing = [flag for flag, value in (("--strategy", spec.strategies), ("--budget", spec.budgets),
+                                        ("--policy", spec.policy)) if not value]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}: task(s) {', '.join(search_tasks)} generate and search, so give "
+                          f"them as flags or in --config FILE.yaml (step-level tasks such as processbench_math need "
+                          f"only --tasks and --rm; see `prmbench run --help`)")
+
+
 def check_compatible(spec: RunSpec, policy: Policy, strategies: Mapping[str, Strategy]) -> None:
     """Refuse strategy/policy/unit combinations that cannot run or cannot be compute-matched."""
     stepwise = [n for n, st in strategies.items() if st.stepwise]
@@ -262,7 +278,8 @@ class Runner:
         self.show_progress = Runner.progress_enabled()
 
     # -- set-up -----------------------------------------------------------------------------
-    def _build(self) -> tuple[dict[str, Task], Policy, dict[str, RewardModel], dict[str, Strategy]]:
+    def _build(self) -> tuple[dict[str, Task], Policy | None, dict[str, RewardModel], dict[str, Strategy]]:
+        """The run's components; no policy and no strategies when every task is step-level."""
         reg, s = self.registry, self.spec
         # --X-args: `key=value` for every component of the kind that takes it, `NAME:key=value` for one
         task_args = reg.distribute_args("task", s.tasks, s.task_args)
@@ -272,11 +289,15 @@ class Runner:
             if t in s.data_files:
                 args["data_file"] = s.data_files[t]
             tasks[t] = reg.build("task", t, args)
-        strategy_args = reg.distribute_args("strategy", s.strategies, s.strategy_args)
-        strategies = {name: reg.build("strategy", name, strategy_args[name]) for name in s.strategies}
+        search = [t for t, task in tasks.items() if not is_step_task(task)]
+        if search:
+            check_search_flags(s, search)
+        strategy_args = reg.distribute_args("strategy", s.strategies, s.strategy_args) if search else {}
+        strategies = {name: reg.build("strategy", name, strategy_args[name]) for name in s.strategies} if search else {}
         rm_args = reg.distribute_args("rm", s.rms, s.rm_args)
         rms = {name: reg.build("rm", name, rm_args[name]) for name in s.rms}
-        policy = reg.build("policy", s.policy, reg.distribute_args("policy", (s.policy,), s.policy_args)[s.policy])
+        policy = (reg.build("policy", s.policy, reg.distribute_args("policy", (s.policy,), s.policy_args)[s.policy])
+                  if search else None)
         return tasks, policy, rms, strategies
 
     def _load_problems(self, tasks: Mapping[str, Task], policy: Policy) -> tuple[dict[str, list[Problem]], dict[str, Any]]:
@@ -308,9 +329,14 @@ class Runner:
         """Run every cell; returns the run directory."""
         old = prepare_output(self.output, self.spec, self.resume)
         tasks, policy, rms, strategies = self._build()
-        check_compatible(self.spec, policy, strategies)
-        problems, task_info = self._load_problems(tasks, policy)
-        cells = expand_cells(self.spec, strategies)
+        steps = plan_step_cells({n: t for n, t in tasks.items() if is_step_task(t)}, rms, self.spec.limit)
+        search_tasks = {n: t for n, t in tasks.items() if n not in steps.tasks}
+        problems: dict[str, list[Problem]] = {}
+        task_info: dict[str, Any] = {}
+        if policy is not None:
+            check_compatible(self.spec, policy, strategies)
+            problems, task_info = self._load_problems(search_tasks, policy)
+        cells = [c for c in expand_cells(self.spec, strategies) if c.task in search_tasks]
         run = {
             "schema_version": SCHEMA_VERSION,
             "prmbench_version": __version__,
@@ -326,13 +352,14 @@ class Runner:
             "hardware": _hardware(),
             "plugins": self.registry.plugins,
             "components": {
-                "policy": {**policy.identity(), "num_parameters": policy.num_parameters},
+                "policy": {**policy.identity(), "num_parameters": policy.num_parameters} if policy else None,
                 "rms": {n: {**r.identity(), "num_parameters": r.num_parameters} for n, r in rms.items()},
                 "strategies": {n: st.identity() for n, st in strategies.items()},
             },
-            "tasks": task_info,
-            "cells": [{"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy, "budget": c.budget,
-                       "budget_unit": c.unit, "policy": self.spec.policy} for c in cells],
+            "tasks": {**task_info, **steps.info},
+            "cells": [{"id": c.id, "kind": SEARCH_KIND, "task": c.task, "rm": c.rm, "strategy": c.strategy,
+                       "budget": c.budget, "budget_unit": c.unit, "policy": self.spec.policy} for c in cells]
+                     + [c.to_json() for c in steps.cells],
         }
         if old is not None:  # same flags (prepare_output); also the same data, models and prmbench
             check_resume(self.output, old, run)
@@ -341,6 +368,11 @@ class Runner:
         gen = GenParams(self.spec.temperature, self.spec.top_p, self.spec.max_tokens)
         try:
             for tname, task in tasks.items():
+                if tname in steps.tasks:  # step-level: score labelled solutions (prmbench.step_runner)
+                    run_step_cells(steps, tname, rms, self.output / CELLS_DIR, cache,
+                                   lambda total, desc: _progress(total, desc, self.show_progress), self.log)
+                    continue
+                assert policy is not None
                 calls = ModelCalls(task, policy, cache, gen, self.spec.seed)
                 self._prefetch_pool(calls, problems[tname], strategies)
                 for cell in (c for c in cells if c.task == tname):
@@ -353,7 +385,8 @@ class Runner:
         finally:
             cache.close()
             for component in [policy, *rms.values(), *tasks.values(), *strategies.values()]:
-                component.close()
+                if component is not None:
+                    component.close()
         run["status"] = "complete"
         run["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
         write_json_atomic(self.output / RUN_FILE, run)
@@ -406,8 +439,9 @@ class Runner:
         order = {p.id: i for i, p in enumerate(problems)}
         records = sorted((r for r in records if r["problem_id"] in order), key=lambda r: order[r["problem_id"]])
         metrics = cell_metrics(records)
-        metrics["cell"] = {"id": cell.id, "task": cell.task, "rm": cell.rm, "strategy": cell.strategy,
-                           "budget": cell.budget, "policy": self.spec.policy}
+        metrics["kind"] = SEARCH_KIND
+        metrics["cell"] = {"id": cell.id, "kind": SEARCH_KIND, "task": cell.task, "rm": cell.rm,
+                           "strategy": cell.strategy, "budget": cell.budget, "policy": self.spec.policy}
         metrics["complete"] = len(records) == len(problems)
         write_json_atomic(cell_dir / METRICS_FILE, metrics)
         acc = metrics.get("accuracy")

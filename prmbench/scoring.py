@@ -111,9 +111,14 @@ def parse_rows(rows: list[tuple[int, dict[str, Any]]], path: Path, task: Task | 
     return out
 
 
-def _score_chunk(rm: RewardModel, task: Task, chunk: list[tuple[Problem, list[str]]],
-                 texts: Sequence[Any]) -> list[RMOutput]:
-    if isinstance(rm, GraderRewardModel):  # the task's verdicts on the rows' own texts (steps rows: joined)
+def score_pairs(rm: RewardModel, task: Task, chunk: Sequence[tuple[Problem, Sequence[str]]],
+                texts: Sequence[Any] | None = None) -> list[RMOutput]:
+    """One RMOutput per (problem, steps) pair, in order: one batched call across problems when the
+    reward model has `score_items` (the transformers families), else one `score` call per pair.
+    A grader reward model (the oracle) gets the task's verdicts on each row's own text (`texts`;
+    None: the steps joined)."""
+    if isinstance(rm, GraderRewardModel):
+        texts = list(texts) if texts is not None else [None] * len(chunk)
         return rm.from_grades(task.grade_many([(p, t if isinstance(t, str) else task.join_steps(steps))
                                                for (p, steps), t in zip(chunk, texts)]))
     score_items = getattr(rm, "score_items", None)
@@ -131,8 +136,8 @@ def score_samples(rm: RewardModel, samples: str | Path, task: Task | None = None
     scoring_task = task if task is not None else StepsRowsTask()
     for start in range(0, len(rows), chunk_size):
         chunk = pairs[start:start + chunk_size]
-        outs = _score_chunk(rm, scoring_task, chunk,
-                            [None if "steps" in row else _first(row, TEXT_FIELDS) for _, row in rows[start:start + chunk_size]])
+        outs = score_pairs(rm, scoring_task, chunk,
+                           [None if "steps" in row else _first(row, TEXT_FIELDS) for _, row in rows[start:start + chunk_size]])
         yield [
             {**row, "step_scores": list(o.step_scores), "score": aggregate(o.step_scores, rm.aggregation),
              "truncated": o.truncated}

@@ -23,4 +23,7 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 # Monte Carlo step labels from the wheel (prmbench.labels), read back by the label readers
 "$work/venv/bin/prmbench" label --task synthetic --policy synthetic --rollouts 2 --limit 3 --output lab/l.jsonl 2> lab.log
 "$work/venv/bin/python" -c "from prmbench.labels.readers import read_labels; assert len(list(read_labels('prmbench:lab/l.jsonl'))) == 3"
+# step-level tasks (no policy, no strategy) from the wheel, on the shared ProcessBench data
+"$work/venv/bin/prmbench" run --tasks processbench_gsm8k,prm800k_test --rm random --limit 10 --output step > step.log
+grep -q "processbench_gsm8k" step.log
 echo "wheel check: ok ($(ls "$work"/dist))"

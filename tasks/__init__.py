@@ -20,3 +20,13 @@ def register_tasks(register):  # type: ignore[no-untyped-def]
              summary="the lab's math domain: seeded multi-step arithmetic word problems, one result per step, \\boxed{} answer")
     register("lab_code", "prmbench.tasks.lab_code:LabCodeTask",
              summary="the lab's code domain: the same problems as one-statement-per-step Python programs, run in the sandbox")
+    for subset, cls in (("gsm8k", "ProcessBenchGSM8K"), ("math", "ProcessBenchMATH"),
+                        ("olympiadbench", "ProcessBenchOlympiadBench"), ("omnimath", "ProcessBenchOmniMATH")):
+        register(f"processbench_{subset}", f"prmbench.tasks.processbench:{cls}",
+                 summary=f"step-level: ProcessBench {subset}, locate the first wrong step (F1 of error/correct acc, AUROC)")
+    register("processbench", "prmbench.tasks.processbench:ProcessBenchTask",
+             summary="step-level: ProcessBench, all four subsets (Avg. F1; threshold=, calibrate_on=SUBSET)")
+    register("prm800k_test", "prmbench.tasks.prm800k_test:PRM800KTestTask",
+             summary="step-level: PRM800K phase-2 test steps with human ratings -1/0/+1 (AUROC of rated -1)")
+    register("prmbench_prm800k", "prmbench.tasks.prmbench_prm800k:PRMBenchTask",
+             summary="step-level: PRMBench (Song et al. 2025), 9 error classes on PRM800K solutions (PRMScore)")

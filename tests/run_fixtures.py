@@ -21,9 +21,9 @@ POLICY_PARAMS = 1.5e9
 RM_PARAMS = 7e9
 
 
-def cell_id(task: str, rm: str, strategy: str, budget: int) -> str:
-    """The runner's cell id: task--rm--strategy--nBUDGET, made file-system safe."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{task}--{rm}--{strategy}--n{budget}")
+def cell_id(task: str, rm: str, strategy: str, budget: int, unit: str = "n") -> str:
+    """The runner's cell id: task--rm--strategy--UNITBUDGET, made file-system safe."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{task}--{rm}--{strategy}--{unit}{budget}")
 
 
 @dataclass
@@ -50,11 +50,12 @@ class FakeCell:
     flops: bool = True
     write_metrics: bool = True
     extra_records: list[dict[str, Any]] = field(default_factory=list)
+    budget_unit: str = "n"
 
     @property
     def id(self) -> str:
         """The cell's id in the run directory."""
-        return cell_id(self.task, self.rm, self.strategy, self.budget)
+        return cell_id(self.task, self.rm, self.strategy, self.budget, self.budget_unit)
 
     def ids(self) -> list[str]:
         """The problem ids, one per outcome."""
@@ -96,17 +97,24 @@ def make_record(cell: FakeCell, problem_id: str, correct: bool, seed: int = 0) -
         },
         "grade_details": {"pred": "42" if correct else "41", "gold": "42"},
         "info": {},
+        "budget_unit": cell.budget_unit,
     }
 
 
+#: The sampling settings a synthetic run records (RunSpec's defaults).
+SAMPLING = {"temperature": 0.7, "top_p": 1.0, "max_tokens": 512}
+
+
 def write_run(path: str | Path, cells: Sequence[FakeCell], *, tasks: Mapping[str, Mapping[str, Any]] | None = None,
-              seed: int = 0, n_problems: Mapping[str, int] | None = None) -> Path:
+              seed: int = 0, n_problems: Mapping[str, int] | None = None,
+              config: Mapping[str, Any] | None = None, components: Mapping[str, Any] | None = None) -> Path:
     """Write a complete synthetic run directory at `path` and return it.
 
     `tasks` overrides the run.json task entries (version, data_fingerprint, n_problems); by default
     every task has version "1", fingerprint "fp-<task>" and n_problems = the largest cell's count
     (or `n_problems[task]`). A cell's metrics.json is written (with `cell` and `complete`, as the
-    runner does) unless `write_metrics` is False on it.
+    runner does) unless `write_metrics` is False on it. `config` overrides run.json "config" entries
+    (default: tasks, seed and the SAMPLING settings); `components` is written as run.json "components".
     """
     path = Path(path)
     task_names = sorted({c.task for c in cells})
@@ -121,15 +129,16 @@ def write_run(path: str | Path, cells: Sequence[FakeCell], *, tasks: Mapping[str
         "prmbench_version": "0.1.0",
         "created": "2026-01-01T00:00:00+00:00",
         "status": "finished",
-        "config": {"tasks": task_names, "seed": seed},
+        "config": {"tasks": task_names, "seed": seed, **SAMPLING, **(config or {})},
         "versions": {"python": "3.11"},
         "git": {"commit": "0" * 40, "dirty": False},
         "hardware": {"cpu": "test"},
         "seed": seed,
         "plugins": [],
+        "components": dict(components or {}),
         "tasks": task_info,
         "cells": [{"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy, "budget": c.budget,
-                   "policy": c.policy} for c in cells],
+                   "budget_unit": c.budget_unit, "policy": c.policy} for c in cells],
     }
     write_json_atomic(path / RUN_FILE, run)
     for c in cells:
@@ -142,7 +151,7 @@ def write_run(path: str | Path, cells: Sequence[FakeCell], *, tasks: Mapping[str
         if c.write_metrics:
             metrics = cell_metrics(records)
             metrics["cell"] = {"id": c.id, "task": c.task, "rm": c.rm, "strategy": c.strategy,
-                               "budget": c.budget, "policy": c.policy}
+                               "budget": c.budget, "budget_unit": c.budget_unit, "policy": c.policy}
             metrics["complete"] = len(records) == task_info[c.task]["n_problems"]
             write_json_atomic(cell_dir / METRICS_FILE, metrics)
     return path

@@ -1,4 +1,5 @@
-"""compare_runs: paired matching, McNemar's exact test, bootstrap CI, refusals and rendering."""
+"""compare_runs: paired matching (on the budget unit too), McNemar's exact test, bootstrap CI,
+refusals of runs with other sampling settings, seed or task configuration, and rendering."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from prmbench.results import load_run
 N = 100
 
 
-def _run(path, correct, *, budget=4, tasks=None, ids=None, extra_cells=()):
-    cells = [FakeCell("math500", "oracle", "best_of_n", budget, correct, problem_ids=ids), *extra_cells]
-    return load_run(write_run(path, cells, tasks=tasks))
+def _run(path, correct, *, budget=4, tasks=None, ids=None, extra_cells=(), config=None, unit="n"):
+    cells = [FakeCell("math500", "oracle", "best_of_n", budget, correct, problem_ids=ids, budget_unit=unit),
+             *extra_cells]
+    return load_run(write_run(path, cells, tasks=tasks, config=config))
 
 
 def test_mcnemar_known_values():
@@ -117,6 +119,66 @@ def test_version_or_fingerprint_mismatch_refused(tmp_path):
         compare_runs(base, other_data)
 
 
+def test_cells_pair_on_the_budget_unit(tmp_path):
+    """An n4 cell is other compute than a tokens4 cell: never paired, whatever the accuracies."""
+    good, bad = outcomes(N, 80), outcomes(N, 40)
+    with pytest.raises(ConfigError, match="budget units differ.*base: n; new: tokens"):
+        compare_runs(_run(tmp_path / "a", good, unit="n"), _run(tmp_path / "b", bad, unit="tokens"))
+    # both runs hold both units (listed in another order): each cell meets its own unit only
+    base = load_run(write_run(tmp_path / "c", [FakeCell("math500", "oracle", "best_of_n", 4, good),
+                                               FakeCell("math500", "oracle", "best_of_n", 4, bad, budget_unit="tokens")]))
+    new = load_run(write_run(tmp_path / "d", [FakeCell("math500", "oracle", "best_of_n", 4, bad, budget_unit="tokens"),
+                                              FakeCell("math500", "oracle", "best_of_n", 4, good)]))
+    cmp = compare_runs(base, new)
+    assert not cmp.regressed and sorted(c.budget_unit for c in cmp.cells) == ["n", "tokens"]
+    assert all(c.delta == 0 for c in cmp.cells)
+    assert {c.key for c in cmp.cells} == {("math500", "replay:pool.jsonl", "oracle", "best_of_n", u, 4) for u in ("n", "tokens")}
+
+
+@pytest.mark.parametrize("setting, value", [("temperature", 1.0), ("top_p", 0.95), ("max_tokens", 256), ("seed", 1)])
+def test_other_sampling_settings_or_seed_refused(tmp_path, setting, value):
+    correct = outcomes(N, 50)
+    base = _run(tmp_path / "a", correct)
+    other = _run(tmp_path / "b", correct, config={setting: value})
+    with pytest.raises(ConfigError, match=rf"{setting}: .* \(base\) vs {value} \(new\)"):
+        compare_runs(base, other)
+    with pytest.raises(ConfigError, match=setting):
+        compare_runs(other, base)
+
+
+def test_other_task_configuration_or_grader_version_refused(tmp_path):
+    def identity(**config):
+        return {"identity": {"name": "math500", "class": "prmbench.tasks.math500.Math500Task", "version": "1",
+                             "config": {"grading_timeout": 5.0, "math_verify": "0.9.0", **config}}}
+
+    correct = outcomes(N, 50)
+    base = _run(tmp_path / "a", correct, tasks={"math500": identity()})
+    same = _run(tmp_path / "b", correct, tasks={"math500": {**identity(), "n_problems": N}})
+    assert not compare_runs(base, same).regressed
+    grader = _run(tmp_path / "c", correct, tasks={"math500": identity(math_verify="0.10.0")})
+    with pytest.raises(ConfigError, match=r"task math500 configuration\.config\.math_verify: '0\.9\.0' \(base\) vs '0\.10\.0'"):
+        compare_runs(base, grader)
+    args = _run(tmp_path / "d", correct, tasks={"math500": identity(grading_timeout=1.0)})
+    with pytest.raises(ConfigError, match="grading_timeout"):
+        compare_runs(base, args)
+    unrecorded = _run(tmp_path / "e", correct)  # no task identity in the new run
+    with pytest.raises(ConfigError, match="configuration.*not recorded"):
+        compare_runs(base, unrecorded)
+
+
+def test_cli_refuses_other_settings_with_exit_2(tmp_path, capsys):
+    from prmbench.cli import main
+
+    correct = outcomes(N, 50)
+    base = _run(tmp_path / "a", correct)
+    hot = _run(tmp_path / "b", correct, config={"temperature": 1.2})
+    assert main(["compare", str(base.path), str(base.path)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(base.path), str(hot.path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "temperature: 0.7 (base) vs 1.2 (new)" in err
+
+
 def test_no_shared_cell_refused(tmp_path):
     correct = outcomes(N, 50)
     with pytest.raises(ConfigError, match="share no cell"):
@@ -139,10 +201,10 @@ def test_cells_in_one_run_only_are_listed(tmp_path):
     cmp = compare_runs(_run(tmp_path / "a", correct, extra_cells=extra_base),
                        _run(tmp_path / "b", correct, extra_cells=extra_new))
     assert len(cmp.cells) == 1
-    assert cmp.only_in_base == [("math500", "replay:pool.jsonl", "random", "best_of_n", 4)]
-    assert cmp.only_in_new == [("math500", "replay:pool.jsonl", "none", "majority_vote", 4)]
+    assert cmp.only_in_base == [("math500", "replay:pool.jsonl", "random", "best_of_n", "n", 4)]
+    assert cmp.only_in_new == [("math500", "replay:pool.jsonl", "none", "majority_vote", "n", 4)]
     text = render_comparison(cmp)
-    assert "only in base" in text and "random/best_of_n/4" in text and "only in new" in text
+    assert "only in base" in text and "random/best_of_n/n4" in text and "only in new" in text
 
 
 def test_bad_arguments(tmp_path):

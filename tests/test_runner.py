@@ -199,35 +199,3 @@ def test_run_json_records_provenance(spec, registry, tmp_path):
     assert run["tasks"]["math500"]["restricted_to_policy"] is True
     assert {p["name"] for p in run["plugins"]} >= {"prmbench.tasks", "prmbench.policies"}
     assert "best-of-N" in run["budget_definition"]
-
-
-def test_regression_check_catches_a_grading_regression(shared_data_dir, registry, tmp_path, monkeypatch):
-    """The CI configuration re-run with a subtly broken grader fails `compare` against the baseline."""
-    import yaml
-
-    from prmbench.compare import compare_runs
-    from prmbench.tasks.math500 import Math500Task
-
-    repo = Path(__file__).resolve().parents[1]
-    cfg = yaml.safe_load((repo / "results" / "ci_config.yaml").read_text())
-    monkeypatch.chdir(tmp_path)  # the config names its pool relative to the working folder, as CI runs it
-    pool = Path(cfg["policy"].split(":", 1)[1])
-    pool.parent.mkdir(parents=True)
-    build_math500_pool(shared_data_dir, pool, problems=30, samples=8, seed=0)
-    spec = RunSpec(tasks=(cfg["tasks"],), rms=tuple(cfg["rm"].split(",")), strategies=tuple(cfg["strategy"].split(",")),
-                   budgets=tuple(int(b) for b in str(cfg["budget"]).split(",")), policy=cfg["policy"],
-                   limit=cfg["limit"], seed=cfg["seed"])
-    baseline = load_run(repo / "results" / "baselines" / "ci")
-    same = compare_runs(baseline, load_run(Runner(spec, registry, tmp_path / "same").run()))
-    assert not same.regressed and all(c.delta == 0 for c in same.cells)
-
-    real_grade = Math500Task.grade
-
-    def grade_broken_integers(self, problem, completion):  # a plausible bug: integer answers never match
-        g = real_grade(self, problem, completion)
-        return type(g)(g.correct and not (problem.reference or "").lstrip("-").isdigit(), g.details)
-
-    monkeypatch.setattr(Math500Task, "grade", grade_broken_integers)
-    broken = compare_runs(baseline, load_run(Runner(spec, registry, tmp_path / "broken").run()))
-    assert broken.regressed
-    assert any(c.regressed and c.strategy == "best_of_n" and c.rm == "oracle" for c in broken.cells)

@@ -4,7 +4,9 @@
 `python -m prmbench.testing tiny-rm --family F DIR` a tiny random reward-model checkpoint
 (prmbench.testing.tiny_rm);
 `python -m prmbench.testing math-pool OUT ...` writes a deterministic MATH-500 replay pool
-(prmbench.testing.pools).
+(prmbench.testing.pools);
+`python -m prmbench.testing ci-inputs DIR` builds the inputs of the CI regression fixture
+(prmbench.testing.ci).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ examples:
   prmbench score --rm qwen_prm:/tmp/tiny-prm --samples ../shared/data/processbench/gsm8k.json
   # a MATH-500 replay pool of real solutions for tests and CI (needs the shared data folder)
   python -m prmbench.testing math-pool pool.jsonl --data-dir ../shared/data --problems 30 --samples 8
+  # the inputs of the CI regression fixture (scripts/regression_check.sh does this)
+  python -m prmbench.testing ci-inputs runs/ci/inputs --data-dir ../shared/data
 """
 
 
@@ -100,6 +104,19 @@ def _parser() -> argparse.ArgumentParser:
     pool.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     pool.add_argument("--all-problems", action="store_true",
                       help="also use problems without ProcessBench model solutions")
+
+    ci = sub.add_parser(
+        "ci-inputs",
+        help="build the inputs of the CI regression fixture (pools, tiny PRM checkpoint)",
+        description="Build every input the CI fixture configurations (results/ci/*.yaml) name: the MATH-500 "
+                    "replay pool, a tiny qwen_prm checkpoint and a link to the CodeGen-16B HumanEval pool; "
+                    "see prmbench.testing.ci.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ci.add_argument("dir", metavar="DIR", help="output folder (the fixture configurations expect runs/ci/inputs)")
+    ci.add_argument("--data-dir", default=os.environ.get("PRMBENCH_DATA_DIR"),
+                    help="shared data folder with math500/, processbench/ and pools/ (default: $PRMBENCH_DATA_DIR)")
     return parser
 
 
@@ -157,6 +174,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except PrmbenchError as e:
             parser.error(str(e))
         print(f"wrote {args.out}: {json.dumps(summary)}; use it with --policy replay:{args.out}")
+    elif args.command == "ci-inputs":
+        from prmbench.errors import PrmbenchError
+        from prmbench.testing.ci import prepare_ci_inputs
+
+        if not args.data_dir:
+            parser.error("ci-inputs needs --data-dir (or PRMBENCH_DATA_DIR) pointing at the shared data folder")
+        try:
+            built = prepare_ci_inputs(args.dir, args.data_dir)
+        except PrmbenchError as e:
+            parser.error(str(e))
+        print(f"wrote the CI fixture inputs to {args.dir}: {', '.join(sorted(built))}", file=sys.stderr)
     return 0
 
 
