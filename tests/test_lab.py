@@ -68,7 +68,7 @@ def test_quick_lab_end_to_end_and_resume(tmp_path, capsys):
     assert 1 <= len(labels) <= 6 and all(len(r["annotators"]) == 2 for r in labels)
     assert {r["problem_id"] for r in labels} <= {f"lab_math/train/{i}" for i in range(6)}
     times = json.loads((out / "lab_times.json").read_text())
-    assert set(times) == {"policies", "labels", "prms", "search", "summary"}
+    assert set(times) == {"policies", "labels", "prms", "stepeval", "search", "summary"}
     models = sorted((out / "models").iterdir())
     assert sum(1 for m in models if m.name.startswith("policy-")) == 4
     stamps = {m.name: (m / "model.safetensors").stat().st_mtime_ns for m in models if m.name.startswith("policy-")}
@@ -76,7 +76,7 @@ def test_quick_lab_end_to_end_and_resume(tmp_path, capsys):
     # A second run re-trains and re-runs nothing.
     assert main(["lab", "--quick", "--output", str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.count("done before, skipped") == 5
+    assert err.count("done before, skipped") == 6
     assert stamps == {m.name: (m / "model.safetensors").stat().st_mtime_ns
                       for m in (out / "models").iterdir() if m.name.startswith("policy-")}
     # Another configuration in the same folder is refused with the fix.

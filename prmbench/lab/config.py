@@ -43,6 +43,7 @@ class LabConfig:
     max_steps: int = 4
     n_problems: int = 100
     label_problems: int = 150
+    eval_problems: int = 60
     rollouts: int = 4
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16)
     strategies: tuple[str, ...] = STRATEGIES
@@ -82,6 +83,6 @@ def lab_config(seed: int = 0, quick: bool = False) -> LabConfig:
     prms += tuple(PRMSpec(domain=d, backbone=0, filtered=True) for d in DOMAINS)
     cfg = LabConfig(seed=seed, quick=quick, policies=_policies(seed, quick), prms=prms)
     if quick:
-        cfg = replace(cfg, n_problems=6, label_problems=6, rollouts=2, budgets=(1, 2, 4), max_tokens=48,
+        cfg = replace(cfg, n_problems=6, label_problems=6, eval_problems=4, rollouts=2, budgets=(1, 2, 4), max_tokens=48,
                       prms=tuple(replace(p, steps=10, batch=8) for p in prms))
     return cfg

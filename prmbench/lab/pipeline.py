@@ -23,7 +23,7 @@ from prmbench.interfaces import config_hash
 from prmbench.lab.config import DOMAINS, LabConfig
 from prmbench.results import write_json_atomic
 
-STAGES = ("policies", "labels", "prms", "search", "summary")
+STAGES = ("policies", "labels", "prms", "stepeval", "search", "summary")
 POLICY_ARGS = {"device": "cpu", "dtype": "float32", "batch_size": 64}
 
 
@@ -59,6 +59,7 @@ class Lab:
         self._load_state()
         steps: dict[str, Callable[[], Any]] = {
             "policies": self.stage_policies, "labels": self.stage_labels, "prms": self.stage_prms,
+            "stepeval": self.stage_stepeval,
             "search": self.stage_search, "summary": self.stage_summary,
         }
         for name in STAGES:
@@ -86,22 +87,38 @@ class Lab:
         """The trained policy folders of `domain` (annotator a first)."""
         return list(self.state["done"]["policies"][domain])
 
-    def stage_labels(self) -> dict[str, str]:
-        """Label one solution per train-split problem with both annotators (consensus recorded)."""
+    def _label(self, domain: str, split: str, n: int, path: Path) -> str:
         from prmbench.cli import _registry
         from prmbench.labels.labelling import LabelJob, LabelSpec
 
+        spec = LabelSpec(task=domain, policies=tuple(f"hf:{p}" for p in self.policy_dirs(domain)),
+                         rollouts=self.cfg.rollouts, consensus="none", solutions=1, seed=self.cfg.seed,
+                         temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+                         task_args=self.cfg.task_args(domain, split, n), policy_args=POLICY_ARGS)
+        spec.validate()
+        LabelJob(spec, _registry(()), path, resume=path.exists()).run()
+        return str(path)
+
+    def stage_labels(self) -> dict[str, str]:
+        """Label one solution per train-split problem (PRM training) and per held-out test-split problem
+        (step-level evaluation) with both annotators, consensus recorded; name -> label file."""
         out = {}
         for d in DOMAINS:
-            path = self.out / "labels" / f"{d}.jsonl"
-            spec = LabelSpec(task=d, policies=tuple(f"hf:{p}" for p in self.policy_dirs(d)), rollouts=self.cfg.rollouts,
-                             consensus="none", solutions=1, seed=self.cfg.seed, temperature=self.cfg.temperature,
-                             max_tokens=self.cfg.max_tokens,
-                             task_args=self.cfg.task_args(d, "train", self.cfg.label_problems), policy_args=POLICY_ARGS)
-            spec.validate()
-            LabelJob(spec, _registry(()), path, resume=path.exists()).run()
-            out[d] = str(path)
+            out[d] = self._label(d, "train", self.cfg.label_problems, self.out / "labels" / f"{d}.jsonl")
+            out[f"{d}-heldout"] = self._label(d, "test", self.cfg.eval_problems,
+                                              self.out / "labels" / f"{d}-heldout.jsonl")
         return out
+
+    def stage_stepeval(self) -> dict[str, Any]:
+        """Each PRM (and random) on the held-out labelled solutions of each domain; metrics."""
+        from prmbench.cli import _registry
+        from prmbench.lab.stepeval import evaluate
+
+        labels = self.state["done"]["labels"]
+        rms = {n: s for n, s in self.rm_specs().items() if n != "oracle"}
+        return {d: evaluate(_registry(()), d, self.cfg.task_args(d, "test", self.cfg.eval_problems), rms,
+                            Path(labels[f"{d}-heldout"]), self.out / "stepeval")
+                for d in DOMAINS}
 
     def stage_prms(self) -> dict[str, str]:
         """Train every PRM of the config; name -> checkpoint folder."""

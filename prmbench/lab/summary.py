@@ -39,6 +39,10 @@ def _acc(cell: CellResult) -> float:
     return sum(out.values()) / len(out) if out else 0.0
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
@@ -58,6 +62,7 @@ def write_summary(lab: Any) -> dict[str, Any]:
     (out / "leaderboard.md").write_text(render(leaderboard_table(list(all_runs.values())), "markdown") + "\n")
     summary: dict[str, Any] = {"domains": {}, "budget": top, "times": dict(lab.state["times"]),
                                "prms": dict(lab.state["done"]["prms"]),
+                               "stepeval": lab.state["done"]["stepeval"],
                                "policies": dict(lab.state["done"]["policies"])}
     table1, curves = [], []
     for d, run in runs.items():
@@ -98,6 +103,9 @@ def write_summary(lab: Any) -> dict[str, Any]:
                 log = json.loads(log_path.read_text())
                 sizes.append([d, rm, log["parameters"], f"{log['train_flops']:.3g}", log["solutions"],
                               f"{100 * _acc(cells[(rm, top)]):.1f}"])
+    steps = [[d, rm, m.get("n"), _pct(m.get("error_acc")), _pct(m.get("correct_acc")), _pct(m.get("f1")),
+              "-" if m.get("auroc") is None else f"{m['auroc']:.3f}"]
+             for d, per_rm in lab.state["done"]["stepeval"].items() for rm, m in per_rm.items()]
     text = ["# prmbench lab", "", f"## Table 1: accuracy % at budget {top} (unit n)", "",
             _table(table1, ["domain", "reward model", "strategy", "accuracy %"]), "",
             "## Accuracy % vs budget", "",
@@ -105,7 +113,10 @@ def write_summary(lab: Any) -> dict[str, Any]:
             "## Best-of-N accuracy % vs budget per PRM training set", "",
             _table(bon, ["domain", "reward model"] + [f"n={b}" for b in cfg.budgets]), "",
             f"## PRM size and training FLOPs vs best-of-{top} accuracy %", "",
-            _table(sizes, ["domain", "PRM", "parameters", "train FLOPs", "labelled solutions", "accuracy %"]), ""]
+            _table(sizes, ["domain", "PRM", "parameters", "train FLOPs", "labelled solutions", "accuracy %"]), "",
+            "## Step-level evaluation on held-out labelled solutions (threshold 0.5)", "",
+            _table(steps, ["domain", "reward model", "solutions", "error acc %", "correct acc %", "F1 %", "step AUROC"]),
+            ""]
     (out / "tables.md").write_text("\n".join(text))
     write_json_atomic(out / "lab_summary.json", summary)
     return {"summary": "lab_summary.json"}
