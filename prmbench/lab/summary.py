@@ -60,6 +60,13 @@ def write_summary(lab: Any) -> dict[str, Any]:
     all_runs = {name: load_run(path) for name, path in lab.state["done"]["search"].items()}
     runs = {d: all_runs[d] for d in DOMAINS}
     (out / "leaderboard.md").write_text(render(leaderboard_table(list(all_runs.values())), "markdown") + "\n")
+    from prmbench.plot import plot_accuracy_vs_compute
+
+    (out / "figures").mkdir(exist_ok=True)
+    for d in DOMAINS:  # accuracy vs measured FLOPs per (reward model, strategy), one line per pair
+        df = leaderboard_table([runs[d]])
+        df["rm"] = [names.get(r, r) for r in df["rm"]]  # lab names (math_prm_a, ...) instead of paths
+        plot_accuracy_vs_compute(df, out / "figures" / f"accuracy_vs_compute_{d}.png", title=f"prmbench lab: {d}")
     summary: dict[str, Any] = {"domains": {}, "budget": top, "times": dict(lab.state["times"]),
                                "prms": dict(lab.state["done"]["prms"]),
                                "stepeval": lab.state["done"]["stepeval"],
