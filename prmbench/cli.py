@@ -1,4 +1,5 @@
-"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, compare."""
+"""The `prmbench` command line: ls, run, evaluate-samples, score, label, label-merge, leaderboard, compare,
+train-prm, plot-training, similarity (and the step-level commands)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ EPILOG_RUN = """examples:
   # step-level tasks: labelled solutions scored step by step (no --policy/--strategy/--budget)
   prmbench run --tasks processbench_gsm8k,processbench_math,prm800k_test,prmbench_prm800k --rm random,math_prm
   prmbench run --tasks processbench --rm math_prm --task-args calibrate_on=gsm8k,threshold=0.5
+  # a model behind an OpenAI-compatible server you run (vllm serve, sglang, transformers serve DIR)
+  prmbench run --tasks math500 --policy openai:/models/tiny --policy-args base_url=http://127.0.0.1:8000/v1 \\
+      --rm oracle --strategy best_of_n,beam_search --budget 4 --limit 10
+  # prmbench starts and stops the server itself (pip install 'prmbench[vllm]')
+  prmbench run --tasks humaneval_plus --policy vllm:Qwen/Qwen2.5-Coder-7B-Instruct \\
+      --policy-args gpu_memory_utilization=0.45 --rm code_prm --strategy best_of_n --budget 8
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
@@ -336,10 +343,153 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if regressed else 0
 
 
+# -- train-prm / plot-training / similarity ------------------------------------------------------
+def cmd_train_prm(args: argparse.Namespace) -> int:
+    """Train a value-head PRM (prmbench.training.train_prm)."""
+    from prmbench.training.train_prm import TrainConfig, train_prm
+
+    values = {f: getattr(args, f) for f in TrainConfig.__dataclass_fields__ if getattr(args, f, None) is not None}
+    values["eval_task_args"] = parse_args_string(args.eval_task_args)
+    try:
+        train_prm(TrainConfig(**values))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: continue from the last checkpoint with the same command plus --resume "
+              f"(checkpoints every --save-every steps in {args.output})", file=sys.stderr)
+        return 130
+    return 0
+
+
+def cmd_plot_training(args: argparse.Namespace) -> int:
+    """Accuracy against training steps and FLOPs for train-prm output folders."""
+    from prmbench.training.plot_training import plot_training, points, points_table
+
+    metric, pts = points(args.dirs, args.metric)
+    print(points_table(metric, pts))
+    for path in plot_training(args.dirs, args.output, metric):
+        print(f"plot: {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_similarity(args: argparse.Namespace) -> int:
+    """Gradient-based pattern similarity S of two response sets (prmbench.similarity)."""
+    from prmbench.similarity import activation_similarity, load_reference_model, load_texts
+
+    texts_a, texts_b = load_texts(args.a), load_texts(args.b)
+    model, tok = load_reference_model(args.model, device=args.device, dtype=args.dtype)
+    done = [0]
+    total = len(texts_a) + len(texts_b)
+
+    def progress(n: int) -> None:
+        done[0] += n
+        print(f"similarity: {done[0]}/{total} texts", file=sys.stderr, flush=True)
+
+    result = activation_similarity(model, tok, texts_a, texts_b, layers=args.layers, batch_size=args.batch_size,
+                                   max_length=args.max_length, memory_mb=args.memory_mb, progress=progress)
+    data = {**result.to_json(), "model": args.model, "a": args.a, "b": args.b}
+    text = json.dumps(data, indent=2) + "\n"
+    if args.output:
+        _write_text(args.output, text)
+    sys.stdout.write(text)
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _add_include(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include-path", action="append", metavar="DIR",
                    help="folder of your own YAML presets (repeatable)")
+
+
+EPILOG_TRAIN = """examples:
+  # a tiny random backbone on ProcessBench GSM8K, 80 steps on the CPU
+  python -m prmbench.testing tiny-model /tmp/tiny
+  prmbench train-prm --backbone /tmp/tiny --data processbench:../shared/data/processbench/gsm8k.json \\
+      --max-steps 80 --output runs/prm-tiny
+  prmbench score --rm value_head_prm:runs/prm-tiny --samples ../shared/data/processbench/gsm8k.json
+  # a real backbone, a mixture, bf16 + gradient checkpointing, evaluated every 200 steps
+  prmbench train-prm --backbone Qwen/Qwen2.5-Math-1.5B --data prm800k:phase2_train.jsonl,math_shepherd:shepherd.jsonl \\
+      --gradient-checkpointing --eval-task processbench_gsm8k --eval-every 200 --output runs/prm-1.5b
+  # several GPUs (DDP), or FSDP; LoRA needs the lora extra (pip install 'prmbench[lora]')
+  accelerate launch -m prmbench train-prm ... --output runs/prm-7b --fsdp "full_shard auto_wrap"
+  prmbench train-prm ... --lora --lora-r 16
+  # continue an interrupted run from its newest checkpoint (same flags; --max-steps may grow)
+  prmbench train-prm ... --output runs/prm-1.5b --resume
+Data formats: prm800k, math_shepherd, processbench, prmbench, prmbench_soft (Monte Carlo values as soft labels).
+"""
+
+
+def _add_training_parsers(sub: Any, fmt: Any) -> None:
+    """Subcommands of the PRM lifecycle's training and analysis stage."""
+    p = sub.add_parser("train-prm", help="train a value-head PRM on step labels (transformers Trainer)",
+                       epilog=EPILOG_TRAIN, formatter_class=fmt)
+    p.add_argument("--backbone", required=True, metavar="ID_OR_DIR", help="Hub id or local model folder")
+    p.add_argument("--data", required=True, metavar="FMT:PATH[,..]", help="label sources (formats below)")
+    p.add_argument("--output", required=True, metavar="DIR", help="checkpoint, logs and Trainer checkpoints")
+    p.add_argument("--max-steps", type=int, dest="max_steps", metavar="N", help="optimizer steps (default 1000)")
+    p.add_argument("--learning-rate", type=float, dest="learning_rate", metavar="LR",
+                   help="backbone learning rate (default 2e-5)")
+    p.add_argument("--head-learning-rate", type=float, dest="head_learning_rate", metavar="LR",
+                   help="value-head learning rate (default 1e-3; the head starts from random)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", metavar="B", help="solutions per device and step (default 8)")
+    p.add_argument("--grad-accum", type=int, dest="grad_accum", metavar="K", help="gradient accumulation steps (default 1)")
+    p.add_argument("--warmup-steps", type=int, dest="warmup_steps", metavar="N", help="linear warm-up (default 0)")
+    p.add_argument("--weight-decay", type=float, dest="weight_decay", metavar="W", help="AdamW weight decay (default 0)")
+    p.add_argument("--lr-scheduler", dest="lr_scheduler", metavar="NAME", help="transformers scheduler name (default cosine)")
+    p.add_argument("--max-length", type=int, dest="max_length", metavar="T", help="tokens read per solution (default 2048)")
+    p.add_argument("--step-token", dest="step_token", metavar="TEXT", help="token appended after each step (default newline)")
+    p.add_argument("--seed", type=int, help="seed of the head init and data order (default 0)")
+    p.add_argument("--precision", help="auto (bf16 on a CUDA GPU that has it, else fp32) | bf16 | fp32")
+    p.add_argument("--device", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--gradient-checkpointing", action="store_true", dest="gradient_checkpointing", default=None,
+                   help="recompute activations in the backward pass (less memory)")
+    p.add_argument("--lora", action="store_true", default=None, help="train LoRA adapters + the head (needs peft)")
+    p.add_argument("--lora-r", type=int, dest="lora_r", metavar="R", help="LoRA rank (default 16)")
+    p.add_argument("--lora-alpha", type=int, dest="lora_alpha", metavar="A", help="LoRA alpha (default 32)")
+    p.add_argument("--fsdp", metavar="OPTS", help='FSDP options passed to the Trainer, e.g. "full_shard auto_wrap"')
+    p.add_argument("--save-every", type=int, dest="save_every", metavar="N", help="Trainer checkpoint interval (default 200)")
+    p.add_argument("--log-every", type=int, dest="log_every", metavar="N", help="training_log.jsonl interval (default 10)")
+    p.add_argument("--eval-task", dest="eval_task", metavar="TASK", help="step-level task evaluated while training")
+    p.add_argument("--eval-every", type=int, dest="eval_every", metavar="N", help="evaluation interval (default 100)")
+    p.add_argument("--eval-limit", type=int, dest="eval_limit", metavar="K", help="only the first K items of --eval-task")
+    p.add_argument("--eval-task-args", dest="eval_task_args", metavar="K=V[,K=V]", help="arguments of --eval-task")
+    p.add_argument("--pretrain-tokens", type=float, dest="pretrain_tokens", metavar="D",
+                   help="backbone pre-training tokens (default: the table of known families; 0 for random init)")
+    p.add_argument("--resume", action="store_true", default=None, help="continue the run in --output from its newest checkpoint")
+    p.set_defaults(func=cmd_train_prm)
+
+    p = sub.add_parser("plot-training", help="PRM accuracy against training steps and against total FLOPs",
+                       formatter_class=fmt,
+                       epilog="examples:\n"
+                              "  prmbench plot-training runs/prm-0.5b runs/prm-1.5b runs/prm-7b --output plots/prm\n"
+                              "  prmbench plot-training runs/prm-1.5b --metric auroc --output plots/auroc\n"
+                              "writes PREFIX_steps.png and PREFIX_flops.png (pre-training + RM training FLOPs) and\n"
+                              "prints the plotted points; the runs need --eval-task evaluations in their logs")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="train-prm --output folders")
+    p.add_argument("--output", default="training", metavar="PREFIX", help="file prefix (default: training)")
+    p.add_argument("--metric", help="evaluation metric (default: the first of f1, auroc, accuracy, prmscore)")
+    p.set_defaults(func=cmd_plot_training)
+
+    p = sub.add_parser("similarity", help="gradient-based pattern similarity S of two response sets",
+                       formatter_class=fmt,
+                       epilog="examples:\n"
+                              "  prmbench similarity --model Qwen/Qwen2.5-Coder-32B-Instruct --a math.jsonl --b code.jsonl\n"
+                              "  prmbench similarity --model /models/ref --a runs/r:CELL_A --b runs/r:CELL_B --output s.json\n"
+                              "inputs: JSONL rows {\"text\": ...}, or RUN_DIR:CELL_ID (the solutions that cell chose);\n"
+                              "S = mean over cross pairs of the sum over layers (default L//2..L-1) of the cosine of\n"
+                              "|W * dF/dW| over each layer's 2-D weights, F = the largest logit at the last position")
+    p.add_argument("--model", required=True, metavar="ID_OR_DIR", help="reference causal LM")
+    p.add_argument("--a", required=True, metavar="FILE|RUN:CELL", help="first response set")
+    p.add_argument("--b", required=True, metavar="FILE|RUN:CELL", help="second response set")
+    p.add_argument("--output", metavar="OUT.json", help="also write the result here")
+    p.add_argument("--layers", metavar="A:B|i,j", help="layer indices (default: L//2 to the last)")
+    p.add_argument("--batch-size", type=int, default=8, dest="batch_size", metavar="B", help="texts per backward pass (default 8)")
+    p.add_argument("--max-length", type=int, default=2048, dest="max_length", metavar="T",
+                   help="tokens read per text (longer ones keep their first T; default 2048)")
+    p.add_argument("--memory-mb", type=float, default=2048, dest="memory_mb", metavar="MB",
+                   help="cap on one pass's captured activations; above it the layers are split into passes (default 2048)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="model weights (default float32)")
+    p.set_defaults(func=cmd_similarity)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -420,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     from prmbench.labels.cli import add_parsers as add_label_parsers
 
     add_label_parsers(sub, fmt)
+
+    _add_training_parsers(sub, fmt)
 
     from prmbench.lab.cli import add_parsers as add_lab_parsers
 

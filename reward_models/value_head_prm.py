@@ -51,6 +51,29 @@ def save_value_head_checkpoint(out_dir: str | Path, backbone: Any, tokenizer: An
     return out
 
 
+def step_token_id(tokenizer: Any, step_token: str, family: str = "value_head_prm") -> int:
+    """The id appended after every step: the last token of `step_token` (ModelLoadError when it encodes to none)."""
+    ids = tokenizer(step_token, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ModelLoadError(f"{family}: the step token {step_token!r} encodes to no token")
+    return int(ids[-1])
+
+
+def encode_value_head(tokenizer: Any, step_id: int, question: str, steps: Sequence[str]) -> Encoded:
+    """The protocol of the module docstring: bos + question + "\\n", then per step its tokens + `step_id`.
+
+    Shared by scoring (ValueHeadPRM.encode) and training (prmbench.training), so a trained
+    checkpoint is read exactly where it was trained.
+    """
+    ids = list(tokenizer((tokenizer.bos_token or "") + question + "\n", add_special_tokens=False)["input_ids"])
+    pos = []
+    for step in steps:
+        ids += tokenizer(step, add_special_tokens=False)["input_ids"]
+        pos.append(len(ids))
+        ids.append(step_id)
+    return Encoded(tuple(ids), tuple(pos))
+
+
 class ValueHeadPRM(HFRewardModel):
     """Skywork-o1-Open-PRM-Qwen-2.5-1.5B/7B and prmbench value-head checkpoints (module docstring).
 
@@ -69,11 +92,7 @@ class ValueHeadPRM(HFRewardModel):
             if self.meta.get("format") != FORMAT or self.meta.get("format_version") != 1:
                 raise ModelLoadError(f"{self.family}: {meta_path} is not a version-1 prmbench value-head file")
         self.step_token = step_token if step_token is not None else (self.meta or {}).get("step_token", "\n")
-        ids = self.tokenizer(self.step_token, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise ModelLoadError(f"{self.family}: the step token {self.step_token!r} encodes to no token")
-        self.step_id = int(ids[-1])
-        self.bos_text = self.tokenizer.bos_token or ""
+        self.step_id = step_token_id(self.tokenizer, self.step_token, self.family)
 
     def format_config(self) -> dict[str, Any]:
         """Step token and checkpoint layout."""
@@ -81,14 +100,7 @@ class ValueHeadPRM(HFRewardModel):
 
     def encode(self, task: Task | None, question: str, steps: Sequence[str]) -> Encoded:
         """bos + question + newline, then each step's tokens plus the step token id; read at those ids."""
-        enc = self.tokenizer
-        ids = list(enc(self.bos_text + question + "\n", add_special_tokens=False)["input_ids"])
-        pos = []
-        for step in steps:
-            ids += enc(step, add_special_tokens=False)["input_ids"]
-            pos.append(len(ids))
-            ids.append(self.step_id)
-        return Encoded(tuple(ids), tuple(pos))
+        return encode_value_head(self.tokenizer, self.step_id, question, steps)
 
     def _load(self) -> tuple[Any, Callable[[Any], Any], int]:
         import torch

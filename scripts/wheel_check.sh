@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packaging check: a wheel built from the repo installs into a clean virtual environment and runs
-# (plugins found, presets shipped, a replay run graded) from outside the source tree.
+# (plugins found, presets shipped, a replay run graded, a HumanEval+ sample graded in the bwrap
+# sandbox from the venv under /tmp) from outside the source tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -23,7 +24,26 @@ export PRMBENCH_STRICT_PLUGINS=1  # a built-in plugin that fails to load from th
 # Monte Carlo step labels from the wheel (prmbench.labels), read back by the label readers
 "$work/venv/bin/prmbench" label --task synthetic --policy synthetic --rollouts 2 --limit 3 --output lab/l.jsonl 2> lab.log
 "$work/venv/bin/python" -c "from prmbench.labels.readers import read_labels; assert len(list(read_labels('prmbench:lab/l.jsonl'))) == 3"
+# the training stage ships too (prmbench.training, prmbench.similarity)
+"$work/venv/bin/python" -c "import prmbench.training.train_prm, prmbench.training.plot_training, prmbench.similarity"
+"$work/venv/bin/prmbench" train-prm --help | grep -q -- --backbone
 # step-level tasks (no policy, no strategy) from the wheel, on the shared ProcessBench data
 "$work/venv/bin/prmbench" run --tasks processbench_gsm8k,prm800k_test --rm random --limit 10 --output step > step.log
 grep -q "processbench_gsm8k" step.log
+# a sandboxed HumanEval+ grade from this venv under /tmp: the canonical solution passes and a wrong
+# one fails, both under bwrap (whose private /tmp must not hide the interpreter)
+"$work/venv/bin/python" - "$PRMBENCH_DATA_DIR/humaneval_plus/HumanEvalPlus-v0.1.10.jsonl.gz" > he.jsonl <<'EOF'
+import gzip, json, sys
+row = json.loads(gzip.open(sys.argv[1], "rt").readline())
+for body in (row["canonical_solution"], "    return False\n"):
+    print(json.dumps({"task_id": row["task_id"], "completion": row["prompt"] + body}))
+EOF
+PRMBENCH_CACHE_DIR="$work/cache" "$work/venv/bin/prmbench" evaluate-samples --task humaneval_plus --samples he.jsonl \
+  --output he_graded.jsonl 2> he.log || { cat he.log; exit 1; }
+"$work/venv/bin/python" - <<'EOF'
+import json
+got = [(r["correct"], r["details"]["isolation"]) for r in map(json.loads, open("he_graded.jsonl"))]
+assert got == [(True, "bwrap"), (False, "bwrap")], f"sandboxed HumanEval+ grade from a venv under /tmp: {got}"
+print("sandboxed HumanEval+ grade from the venv under /tmp: canonical passes, wrong fails (bwrap)")
+EOF
 echo "wheel check: ok ($(ls "$work"/dist))"

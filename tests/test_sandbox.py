@@ -158,9 +158,7 @@ def test_output_is_flushed_on_exit_and_with_threads(sb: Sandbox) -> None:
 def test_isolation_level_is_recorded(sb: Sandbox) -> None:
     r = sb.run("print(1)")
     assert r.isolation == sb.isolation
-    assert sb.isolation in ("bwrap", "unshare+uid") and not sb.weak  # never weak without allow_unsafe
-    if BWRAP_SKIP is None:
-        assert sb.isolation == "bwrap"
+    assert sb.isolation == "bwrap" and not sb.weak  # never weaker than bwrap without allow_unsafe
 
 
 def test_limits_and_results_are_frozen_and_validated() -> None:
@@ -220,8 +218,8 @@ def test_close_stops_workers_and_refuses_runs() -> None:
 def test_refuses_without_isolation_unless_allow_unsafe(monkeypatch: pytest.MonkeyPatch, no_probe_cache: None) -> None:
     real_probe = sandbox_mod.probe_level
 
-    def only_rlimits(level: str, python: str) -> str | None:
-        return real_probe(level, python) if level == "rlimits" else f"{level} forced unavailable by the test"
+    def only_rlimits(level: str, python: str, packages: tuple[str, ...] = ()) -> str | None:
+        return real_probe(level, python, packages) if level == "rlimits" else f"{level} forced unavailable by the test"
 
     monkeypatch.setattr(sandbox_mod, "probe_level", only_rlimits)
     with pytest.raises(ConfigError) as info:
@@ -249,16 +247,44 @@ def test_explicit_bwrap_fails_clearly_when_unusable(monkeypatch: pytest.MonkeyPa
 
 
 def test_no_level_at_all_refuses_even_with_allow_unsafe(monkeypatch: pytest.MonkeyPatch, no_probe_cache: None) -> None:
-    monkeypatch.setattr(sandbox_mod, "probe_level", lambda level, python: "forced unavailable")
+    monkeypatch.setattr(sandbox_mod, "probe_level", lambda level, python, packages=(): "forced unavailable")
     with pytest.raises(ConfigError, match="rlimits: forced unavailable"):
         Sandbox(workers=1, allow_unsafe=True)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="unshare+uid needs root")
+def test_weaker_levels_than_bwrap_only_when_asked_for(monkeypatch: pytest.MonkeyPatch, no_probe_cache: None) -> None:
+    """Without bwrap, "auto" refuses even where unshare+uid works (it sees the host filesystem);
+    naming it needs allow_unsafe too, and it warns."""
+    real_probe = sandbox_mod.probe_level
+    probed: list[str] = []
+
+    def no_bwrap(level: str, python: str, packages: tuple[str, ...] = ()) -> str | None:
+        probed.append(level)
+        return "bwrap forced unavailable by the test" if level == "bwrap" else real_probe(level, python, packages)
+
+    monkeypatch.setattr(sandbox_mod, "probe_level", no_bwrap)
+    with pytest.raises(ConfigError, match="no usable sandbox isolation .tried bwrap: bwrap forced unavailable"):
+        Sandbox(workers=1)
+    assert probed == ["bwrap"]  # the weak levels are not even tried
+    with pytest.raises(ConfigError, match="'unshare\\+uid' is weak .*host filesystem is visible.*allow_unsafe=True"):
+        Sandbox(isolation="unshare+uid", workers=1)
+    if OTHER_PYTHON is None:
+        pytest.skip("no interpreter readable by a non-root uid, so unshare+uid cannot run here")
+    with pytest.warns(RuntimeWarning, match="weak 'unshare\\+uid' level: .*host filesystem is visible"):
+        box = Sandbox(workers=1, allow_unsafe=True, python=OTHER_PYTHON)
+    with box:
+        assert box.isolation == "unshare+uid" and box.weak
+        assert box.run("print(1)").isolation == "unshare+uid"  # recorded on every result
 
 
 @pytest.mark.skipif(not IS_ROOT or OTHER_PYTHON is None, reason="unshare+uid needs root and a world-readable interpreter")
 def test_unshare_uid_level_isolates_uid_network_and_tmp(tmp_path) -> None:
     host_file = tmp_path / "host.txt"
     host_file.write_text("host")
-    with Sandbox(isolation="unshare+uid", workers=1, python=OTHER_PYTHON) as box:
+    with pytest.warns(RuntimeWarning, match="weak 'unshare\\+uid'"):
+        box = Sandbox(isolation="unshare+uid", workers=1, python=OTHER_PYTHON, allow_unsafe=True)
+    with box:
         program = (
             "import os, socket\n"
             "print(os.getuid(), os.listdir('/tmp'))\n"

@@ -31,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from prmbench.sandbox import isolation
+from prmbench.sandbox.layout import LayoutError
 from prmbench.sandbox.types import STATUSES, ExecResult, Limits
 from prmbench.sandbox.worker import recv_msg, send_request
 
@@ -129,12 +130,14 @@ class WorkerSlot:
 
     Args:
         level: Isolation level ("bwrap", "unshare+uid", "rlimits").
-        python: Interpreter that runs inside.
+        python: Interpreter that runs inside (under "bwrap": the base interpreter of its venv).
+        packages: Installed packages made importable inside (see `Sandbox`).
     """
 
-    def __init__(self, level: str, python: str) -> None:
+    def __init__(self, level: str, python: str, packages: tuple[str, ...] = ()) -> None:
         self.level = level
         self.python = python
+        self.packages = tuple(packages)
         self.dedicated = os.geteuid() == 0
         self.uid: int | None = None
         self._uid_lock = -1
@@ -161,8 +164,9 @@ class WorkerSlot:
             return
         self.kill()
         try:
-            cmd = isolation.worker_command(self.level, self.python, self.uid if self.uid is not None else 0)
-        except OSError as exc:
+            cmd = isolation.worker_command(self.level, self.python, self.uid if self.uid is not None else 0,
+                                           self.packages)
+        except (OSError, LayoutError) as exc:
             raise SlotStartError(f"{self.level} worker cannot start: {exc}") from exc
         self._stderr = tempfile.TemporaryFile()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/"}

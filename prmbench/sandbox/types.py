@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
 
 from prmbench.errors import ConfigError
 
 #: Every status an `ExecResult` can carry.
 STATUSES = ("ok", "runtime_error", "timeout", "memory", "output_limit", "sandbox_error")
 
-#: Isolation levels, strongest first. "rlimits" is weak (no filesystem or network isolation).
+#: Isolation levels, strongest first. Only "bwrap" hides the host filesystem.
 ISOLATION_LEVELS = ("bwrap", "unshare+uid", "rlimits")
 
-#: Levels that only limit resources and need ``allow_unsafe=True``.
-WEAK_LEVELS = frozenset({"rlimits"})
+#: Levels weaker than "bwrap", used only with ``allow_unsafe=True`` (and a warning), with what
+#: they lack: a program under them can read whatever file permissions allow on the host.
+WEAK_LEVELS = MappingProxyType({
+    "unshare+uid": "private pid/net/ipc namespaces, /tmp and uid, but the host filesystem is visible "
+                   "(ordinary file permissions only)",
+    "rlimits": "resource limits only, no filesystem or network isolation",
+})
 
 
 @dataclass(frozen=True)

@@ -472,19 +472,27 @@ def _child(limits: dict, program_r: int, fds: tuple[int, int, int, int, int], wo
 # --------------------------------------------------------------------------- one run
 
 
-def _wipe(path: str, keep_root: bool) -> bool:
+def _wipe(path: str, keep_root: bool, keep: frozenset = frozenset()) -> bool:
     """Delete everything under `path` (and `path` itself unless `keep_root`).
 
     Iterative (no recursion limit on deep trees) and restores permissions the program took
-    away. Returns True when everything is gone.
+    away. `keep` are read-only mount points under `path` (an interpreter that lives under
+    /tmp): they and the directories leading to them stay, everything else goes. Returns
+    True when nothing else is left.
     """
+    leading = set()
+    for k in keep:
+        d = os.path.dirname(k)
+        while d.startswith(path.rstrip("/") + "/"):
+            leading.add(d)
+            d = os.path.dirname(d)
     found: list[str] = []
     stack = [path]
     while stack:
         d = stack.pop()
         if d != path or not keep_root:
             try:
-                os.chmod(d, 0o700)
+                os.chmod(d, 0o755 if d in leading else 0o700)
             except OSError:
                 pass
         found.append(d)
@@ -494,6 +502,8 @@ def _wipe(path: str, keep_root: bool) -> bool:
         except OSError:
             continue
         for entry in entries:
+            if entry.path in keep:
+                continue
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
@@ -502,22 +512,31 @@ def _wipe(path: str, keep_root: bool) -> bool:
             except OSError:
                 pass
     for d in reversed(found):  # children were found after their parents
-        if d == path and keep_root:
+        if (d == path and keep_root) or d in leading:
             continue
         try:
             os.rmdir(d)
         except OSError:
             pass
-    if keep_root:
+    if keep_root or leading:
         try:
-            return not os.listdir(path)
+            stack, left = [path], []
+            while stack:
+                with os.scandir(stack.pop()) as it:
+                    for entry in it:
+                        if entry.path in leading:
+                            stack.append(entry.path)
+                        elif entry.path not in keep:
+                            left.append(entry.path)
+            return not left
         except OSError:
             return False
     return not os.path.exists(path)
 
 
 def run_one(
-    ctl: socket.socket, msg: dict, fds: list[int], kill_all_allowed: bool, private_tmp: bool
+    ctl: socket.socket, msg: dict, fds: list[int], kill_all_allowed: bool, private_tmp: bool,
+    keep: frozenset = frozenset(),
 ) -> dict:
     """Run one request: fork the child on the host's pipes, wait for it or a kill request.
 
@@ -605,7 +624,7 @@ def run_one(
             child_status = data
         else:
             setup_error = data
-    clean = _wipe(workdir, keep_root=private_tmp)
+    clean = _wipe(workdir, keep_root=private_tmp, keep=keep if private_tmp else frozenset())
     reaped.clear()
 
     exit_code: int | None
@@ -650,7 +669,8 @@ def run_one(
 
 
 def main(argv: list[str]) -> int:
-    """Worker entry point. Options: --drop-uid N --drop-gid N --mount-tmp MB --private-tmp."""
+    """Worker entry point. Options: --drop-uid N --drop-gid N --mount-tmp MB --private-tmp
+    --keep PATH (a read-only mount under the private /tmp) --site DIR (appended to sys.path)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="prmbench-sandbox-worker")
@@ -658,7 +678,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--drop-gid", type=int, default=None)
     parser.add_argument("--mount-tmp", type=int, default=0, metavar="MB")
     parser.add_argument("--private-tmp", action="store_true")
+    parser.add_argument("--keep", action="append", default=[], metavar="PATH")
+    parser.add_argument("--site", action="append", default=[], metavar="DIR")
     args = parser.parse_args(argv)
+    sys.path.extend(args.site)  # explicitly allowed packages (children inherit it)
+    keep = frozenset(args.keep)
 
     # The control socket (fd 0 = fd 1) moves to a private fd; 0/1 become /dev/null so stray
     # prints cannot corrupt the protocol.
@@ -722,6 +746,12 @@ def main(argv: list[str]) -> int:
         uid=os.getuid(), gid=os.getgid(), caps=_capabilities(), pid1=os.getpid() == 1,
         python=sys.version.split()[0],
     )
+    # Everything alive now lives as long as the worker: out of the collector's sight, a forked
+    # child's collections do not walk (and copy-on-write fault in) the worker's whole heap.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     send_msg(ctl_out, hello)
 
     while True:
@@ -744,7 +774,7 @@ def main(argv: list[str]) -> int:
             send_msg(ctl_out, {"run": msg.get("run"), "status": "sandbox_error", "message": "run request without its 4 pipes"})
             continue
         try:
-            reply = run_one(ctl, msg, fds, kill_all_allowed, args.private_tmp)
+            reply = run_one(ctl, msg, fds, kill_all_allowed, args.private_tmp, keep)
         except Exception as exc:  # a bug or resource exhaustion in the worker itself
             kill_everything(kill_all_allowed)
             reply = {
