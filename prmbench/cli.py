@@ -568,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_training_parsers(sub, fmt)
 
+    from prmbench.lab.cli import add_parsers as add_lab_parsers
+
+    add_lab_parsers(sub, fmt)
+
     p = sub.add_parser("leaderboard", help="tables and plots over run directories", formatter_class=fmt,
                        epilog="examples:\n  prmbench leaderboard runs/a runs/b --format csv --output board.csv\n"
                               "  prmbench leaderboard runs/a --plot accuracy_vs_compute.png\n"

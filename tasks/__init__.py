@@ -16,6 +16,10 @@ def register_tasks(register):  # type: ignore[no-untyped-def]
              summary="OpenAI HumanEval: 164 functions, graded by the original check() tests in the sandbox")
     register("mbpp_plus", "prmbench.tasks.evalplus_tasks:MbppPlusTask",
              summary="MBPP+ v0.2.0 (EvalPlus): 378 functions, base + plus inputs judged with evalplus semantics in the sandbox")
+    register("lab_math", "prmbench.tasks.lab_math:LabMathTask",
+             summary="the lab's math domain: seeded multi-step arithmetic word problems, one result per step, \\boxed{} answer")
+    register("lab_code", "prmbench.tasks.lab_code:LabCodeTask",
+             summary="the lab's code domain: the same problems as one-statement-per-step Python programs, run in the sandbox")
     for subset, cls in (("gsm8k", "ProcessBenchGSM8K"), ("math", "ProcessBenchMATH"),
                         ("olympiadbench", "ProcessBenchOlympiadBench"), ("omnimath", "ProcessBenchOmniMATH")):
         register(f"processbench_{subset}", f"prmbench.tasks.processbench:{cls}",

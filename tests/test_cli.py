@@ -36,7 +36,7 @@ def _run_args(pool, **over):
 
 
 @pytest.mark.parametrize("over, expected", [
-    ({"--tasks": "math50"}, "unknown task 'math50'. Did you mean 'math500'?"),
+    ({"--tasks": "math50"}, "unknown task 'math50'. Did you mean one of 'math500', 'lab_math'?"),
     ({"--rm": "oracel"}, "Did you mean 'oracle'?"),
     ({"--strategy": "best_of_n,majorty_vote"}, "Did you mean 'majority_vote'?"),
     ({"--policy": "hf2:/x"}, "unknown policy"),

@@ -1,0 +1,173 @@
+"""`prmbench lab`: the stages, each resumable, with their wall times in ``DIR/lab_times.json``.
+
+Stages (in order): ``policies`` (train two annotator policies per domain, cached by config hash),
+``labels`` (Monte Carlo step labels of solutions to ``train``-split problems by both annotators,
+`prmbench.labels.labelling.LabelJob`, consensus recorded per solution), ``prms`` (value-head
+PRMs per domain, on two backbones, and on the consensus-filtered labels), ``search`` (per domain,
+`prmbench.runner.Runner` runs on the ``test`` split: the math- and code-trained PRMs, random and
+oracle x every strategy x every budget, unit n; the other PRMs x best-of-N) and ``summary`` (leaderboard, lab_summary.json).
+A finished stage is recorded in ``DIR/lab_state.json`` and skipped on the next run; an
+interrupted one resumes from what it wrote (label files and run folders resume themselves).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from prmbench.errors import ConfigError
+from prmbench.interfaces import config_hash
+from prmbench.lab.config import DOMAINS, LabConfig
+from prmbench.results import write_json_atomic
+
+STAGES = ("policies", "labels", "prms", "stepeval", "search", "summary")
+POLICY_ARGS = {"device": "cpu", "dtype": "float32", "batch_size": 64}
+
+
+def _log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+class Lab:
+    """One lab output folder: runs the missing stages of `cfg` into `out` (see module docstring)."""
+
+    def __init__(self, cfg: LabConfig, out: Path, cache_dir: Path | None = None, threads: int = 1) -> None:
+        self.cfg, self.out, self.threads = cfg, Path(out), threads
+        self.cache = Path(cache_dir) if cache_dir else self.out / "models"
+        self.state_path = self.out / "lab_state.json"
+        self.state: dict[str, Any] = {"config_hash": config_hash(cfg.to_json()), "done": {}, "times": {}}
+
+    # -- state -----------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.state_path.is_file():
+            old = json.loads(self.state_path.read_text())
+            if old.get("config_hash") != self.state["config_hash"]:
+                raise ConfigError(f"{self.out} holds a lab of another configuration (seed or --quick differ); "
+                                  f"pass another --output or the same flags")
+            self.state = old
+        write_json_atomic(self.out / "lab_config.json", self.cfg.to_json())
+
+    def _save(self) -> None:
+        write_json_atomic(self.state_path, self.state)
+
+    def run(self) -> dict[str, Any]:
+        """Run every stage not yet done; return the summary."""
+        self._load_state()
+        steps: dict[str, Callable[[], Any]] = {
+            "policies": self.stage_policies, "labels": self.stage_labels, "prms": self.stage_prms,
+            "stepeval": self.stage_stepeval,
+            "search": self.stage_search, "summary": self.stage_summary,
+        }
+        for name in STAGES:
+            if name in self.state["done"]:
+                _log(f"stage {name}: done before, skipped")
+                continue
+            _log(f"stage {name} ...")
+            t0 = time.perf_counter()
+            self.state["done"][name] = steps[name]()
+            self.state["times"][name] = round(time.perf_counter() - t0, 2)
+            self._save()
+            _log(f"stage {name}: {self.state['times'][name]:.1f} s")
+        write_json_atomic(self.out / "lab_times.json", self.state["times"])
+        return json.loads((self.out / "lab_summary.json").read_text())
+
+    # -- stages ----------------------------------------------------------------------------------
+    def stage_policies(self) -> dict[str, list[str]]:
+        """Train (or reuse) both annotators of each domain."""
+        from prmbench.lab.trainer import train_policy
+
+        return {d: [str(train_policy(s, self.cache, threads=self.threads)) for s in self.cfg.policies[d]]
+                for d in DOMAINS}
+
+    def policy_dirs(self, domain: str) -> list[str]:
+        """The trained policy folders of `domain` (annotator a first)."""
+        return list(self.state["done"]["policies"][domain])
+
+    def _label(self, domain: str, split: str, n: int, path: Path) -> str:
+        from prmbench.cli import _registry
+        from prmbench.labels.labelling import LabelJob, LabelSpec
+
+        spec = LabelSpec(task=domain, policies=tuple(f"hf:{p}" for p in self.policy_dirs(domain)),
+                         rollouts=self.cfg.rollouts, consensus="none", solutions=1, seed=self.cfg.seed,
+                         temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+                         task_args=self.cfg.task_args(domain, split, n), policy_args=POLICY_ARGS)
+        spec.validate()
+        LabelJob(spec, _registry(()), path, resume=path.exists()).run()
+        return str(path)
+
+    def stage_labels(self) -> dict[str, str]:
+        """Label one solution per train-split problem (PRM training) and per held-out test-split problem
+        (step-level evaluation) with both annotators, consensus recorded; name -> label file."""
+        out = {}
+        for d in DOMAINS:
+            out[d] = self._label(d, "train", self.cfg.label_problems, self.out / "labels" / f"{d}.jsonl")
+            out[f"{d}-heldout"] = self._label(d, "test", self.cfg.eval_problems,
+                                              self.out / "labels" / f"{d}-heldout.jsonl")
+        return out
+
+    def stage_stepeval(self) -> dict[str, Any]:
+        """Each PRM (and random) on the held-out labelled solutions of each domain; metrics."""
+        from prmbench.cli import _registry
+        from prmbench.lab.stepeval import evaluate
+
+        labels = self.state["done"]["labels"]
+        rms = {n: s for n, s in self.rm_specs().items() if n != "oracle"}
+        return {d: evaluate(_registry(()), d, self.cfg.task_args(d, "test", self.cfg.eval_problems), rms,
+                            Path(labels[f"{d}-heldout"]), self.out / "stepeval")
+                for d in DOMAINS}
+
+    def stage_prms(self) -> dict[str, str]:
+        """Train every PRM of the config; name -> checkpoint folder."""
+        from prmbench.lab.prm import train_prm
+
+        labels = self.state["done"]["labels"]
+        return {p.name: str(train_prm(p, Path(self.policy_dirs(p.domain)[p.backbone]), Path(labels[p.domain]),
+                                      self.cache, seed=self.cfg.seed, threads=self.threads))
+                for p in self.cfg.prms}
+
+    def rm_specs(self, main: bool | None = None) -> dict[str, str]:
+        """Lab name -> registry spec of the reward models: PRMs as value_head_prm:DIR, random, oracle.
+
+        `main=True`: those of the full cross-run (the math- and code-trained PRMs on annotator a's
+        backbone, random, oracle); `main=False`: the other PRMs (size b, filtered labels), which
+        run best-of-N only; None: all.
+        """
+        prms = self.state["done"]["prms"]
+        core = {f"{d.removeprefix('lab_')}_prm_a" for d in DOMAINS}
+        specs = {n: f"value_head_prm:{p}" for n, p in prms.items() if main is None or (n in core) == main}
+        return {**specs, "random": "random", "oracle": "oracle"} if main in (None, True) else specs
+
+    def _cross_run(self, domain: str, name: str, rms: tuple[str, ...], strategies: tuple[str, ...]) -> str:
+        from prmbench.cli import _registry
+        from prmbench.runner import Runner, RunSpec
+
+        run_dir = self.out / "runs" / name
+        spec = RunSpec(tasks=(domain,), rms=rms, strategies=strategies, budgets=self.cfg.budgets,
+                       policy=f"hf:{self.policy_dirs(domain)[0]}", seed=self.cfg.seed,
+                       temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens,
+                       task_args=self.cfg.task_args(domain, "test", self.cfg.n_problems),
+                       policy_args=POLICY_ARGS, budget_unit="n")
+        spec.validate()
+        Runner(spec, _registry(()), run_dir, resume=(run_dir / "run.json").exists()).run()
+        return str(run_dir)
+
+    def stage_search(self) -> dict[str, str]:
+        """Per domain (annotator a's policy, test split): the full cross-run and a best-of-N run of the
+        other PRMs; run name -> folder."""
+        out = {}
+        for d in DOMAINS:
+            out[d] = self._cross_run(d, d, tuple(self.rm_specs(True).values()), self.cfg.strategies)
+            extra = tuple(self.rm_specs(False).values())
+            if extra:
+                out[f"{d}-bon"] = self._cross_run(d, f"{d}-bon", extra, ("best_of_n",))
+        return out
+
+    def stage_summary(self) -> dict[str, Any]:
+        """Leaderboard and lab_summary.json (see `prmbench.lab.summary`)."""
+        from prmbench.lab.summary import write_summary
+
+        return write_summary(self)
