@@ -52,6 +52,7 @@ from typing import Any, Sequence
 from prmbench.env import env_flag
 from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.interfaces import Policy
+from prmbench.policies.validation import validate_request
 from prmbench.types import FinishReason, GenRequest, Generation, Message
 
 _DTYPES = {
@@ -461,16 +462,7 @@ class HFPolicy(Policy):
 
     @staticmethod
     def _validate(req: GenRequest) -> None:
-        if req.n < 0:
-            raise ConfigError(f"hf policy: n must be >= 0 (got {req.n})")
-        if req.max_tokens < 1:
-            raise ConfigError(f"hf policy: max_tokens must be >= 1 (got {req.max_tokens})")
-        if req.temperature < 0 or not math.isfinite(req.temperature):
-            raise ConfigError(f"hf policy: temperature must be >= 0 (got {req.temperature})")
-        if not 0 < req.top_p <= 1:
-            raise ConfigError(f"hf policy: top_p must be in (0, 1] (got {req.top_p})")
-        if any(not s for s in req.stop):
-            raise ConfigError("hf policy: stop strings must not be empty")
+        validate_request(req, "hf")
 
     def _run_batch(self, model: Any, rows: list[_Row]) -> None:
         """Decode `rows` together until every row finished; fills each row's result fields."""

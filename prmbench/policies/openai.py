@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.interfaces import Policy
 from prmbench.policies.openai_client import ClientSettings, OpenAIClient
+from prmbench.policies.validation import validate_request
 from prmbench.types import FinishReason, GenRequest, Generation, Message
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -315,16 +316,7 @@ class OpenAIPolicy(Policy):
 
     @staticmethod
     def _validate(req: GenRequest) -> None:
-        if req.n < 0:
-            raise ConfigError(f"openai policy: n must be >= 0 (got {req.n})")
-        if req.max_tokens < 1:
-            raise ConfigError(f"openai policy: max_tokens must be >= 1 (got {req.max_tokens})")
-        if req.temperature < 0 or not math.isfinite(req.temperature):
-            raise ConfigError(f"openai policy: temperature must be >= 0 (got {req.temperature})")
-        if not 0 < req.top_p <= 1:
-            raise ConfigError(f"openai policy: top_p must be in (0, 1] (got {req.top_p})")
-        if any(not s for s in req.stop):
-            raise ConfigError("openai policy: stop strings must not be empty")
+        validate_request(req, "openai")
 
     def close(self) -> None:
         """Stop the client's worker threads."""
