@@ -199,3 +199,22 @@ def load_run(path: str | Path, with_records: bool = True) -> RunResult:
         cells.append(CellResult(id=c.id, task=c.task, rm=c.rm, strategy=c.strategy, budget=c.budget, policy=c.policy,
                                 metrics=metrics, records=records, budget_unit=c.budget_unit, kind=c.kind))
     return RunResult(path=path, run=run, cells=cells)
+
+
+def drop_torn_tail(path: Path) -> None:
+    """Make a JSONL file end with a newline before rows are appended: a half-written last line
+    (left by a crash) is cut; a complete last row that lacks only its newline is kept (readers
+    counted it as done) and gets the newline. A missing file is left alone."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:])
+    except ValueError:  # torn: that row is recomputed
+        path.write_bytes(data[:cut])
+        return
+    with open(path, "ab") as f:
+        f.write(b"\n")

@@ -38,7 +38,7 @@ from prmbench.scheduler import CoalescedCalls, Scheduler
 from prmbench.resume import check_resume, config_difference
 from prmbench.step_runner import SEARCH_KIND, plan_step_cells, run_step_cells
 from prmbench.step_task import is_step_task
-from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION,
+from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION, drop_torn_tail,
                               TREES_FILE, read_jsonl, write_json_atomic)
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
 
@@ -323,7 +323,7 @@ class Runner:
         records: list[dict[str, Any]] = []
         if samples_path.exists():
             records = list(read_jsonl(samples_path))
-            _drop_torn_tail(samples_path)
+            drop_torn_tail(samples_path)
         done = {r["problem_id"] for r in records}
         todo = [p for p in problems if p.id not in done]
         bar = _progress(len(problems), cell.id, self.show_progress)
@@ -423,25 +423,6 @@ def _dumps(obj: Any) -> str:
     import json
 
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Make the samples file end with a newline before records are appended: a half-written last
-    line (left by a crash) is cut; a complete last record that lacks only its newline is kept
-    (`read_jsonl` counted it as done) and gets the newline."""
-    import json
-
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
-    try:
-        json.loads(data[cut:])
-    except ValueError:  # torn: that problem is recomputed
-        path.write_bytes(data[:cut])
-        return
-    with open(path, "ab") as f:
-        f.write(b"\n")
 
 
 def run(spec: RunConfig, registry: Registry, output: str | Path, resume: bool = False,

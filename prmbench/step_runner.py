@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from prmbench.cache import Cache, cache_key
 from prmbench.errors import ConfigError
 from prmbench.interfaces import RewardModel
-from prmbench.results import METRICS_FILE, SAMPLES_FILE, read_jsonl, write_json_atomic
+from prmbench.results import METRICS_FILE, SAMPLES_FILE, drop_torn_tail, read_jsonl, write_json_atomic
 from prmbench.scoring import score_pairs
 from prmbench.step_task import StepItem, StepTask
 from prmbench.types import Problem, RMOutput
@@ -167,11 +167,8 @@ def _read_done(path: Path) -> list[dict[str, Any]]:
     """Records already written (a torn last line, left by a crash, is cut off the file)."""
     if not path.exists():
         return []
-    records = list(read_jsonl(path))
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-    return records
+    drop_torn_tail(path)
+    return list(read_jsonl(path))
 
 
 def _rewrite(path: Path, records: Sequence[Mapping[str, Any]]) -> None:

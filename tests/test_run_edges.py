@@ -13,7 +13,8 @@ from prmbench.errors import ConfigError, ModelLoadError
 from prmbench.plugins import PluginLoadError, build_registry
 from prmbench.registry import Entry
 from prmbench.results import load_run
-from prmbench.runner import Cell, RunSpec, Runner, _drop_torn_tail
+from prmbench.results import drop_torn_tail as _drop_torn_tail
+from prmbench.runner import Cell, RunSpec, Runner
 from prmbench.testing.pools import build_math500_pool
 
 LIMIT = 4

@@ -40,7 +40,7 @@ from prmbench.labels.consensus import RULES, combine
 from prmbench.labels.montecarlo import Annotation, Grader, MonteCarloLabeller, Solution, annotations_by_step
 from prmbench.labels.search import SEARCHES
 from prmbench.registry import Registry
-from prmbench.results import read_jsonl, write_json_atomic
+from prmbench.results import drop_torn_tail, read_jsonl, write_json_atomic
 from prmbench.types import Problem
 
 #: Solutions labelled together (one batched policy call and one grade_many per search round).
@@ -193,9 +193,7 @@ def _existing(path: Path) -> list[dict[str, Any]]:
     """Rows already written (a torn last line, left by a crash, is cut off)."""
     if not path.exists():
         return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
+    drop_torn_tail(path)
     return list(read_jsonl(path))
 
 

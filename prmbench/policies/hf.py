@@ -167,6 +167,24 @@ def fingerprint_dir(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+
+def count_safetensors_parameters(folder: Path) -> int | None:
+    """Parameter count from the safetensors headers of a model folder; None when there are none
+    or a header cannot be read."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    try:
+        for f in files:
+            with open(f, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(n))
+            total += sum(math.prod(meta["shape"]) for name, meta in header.items() if name != "__metadata__")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return total
+
 class HFPolicy(Policy):
     """A transformers causal LM sampled in-process with per-sample seeds (see module docstring).
 
@@ -363,23 +381,7 @@ class HFPolicy(Policy):
 
     def _count_from_headers(self) -> int | None:
         """Count parameters from the safetensors headers of a local folder; None when not possible."""
-        if self.local_dir is None:
-            return None
-        files = sorted(self.local_dir.glob("*.safetensors"))
-        if not files:
-            return None
-        total = 0
-        try:
-            for f in files:
-                with open(f, "rb") as fh:
-                    n = int.from_bytes(fh.read(8), "little")
-                    header = json.loads(fh.read(n))
-                for name, meta in header.items():
-                    if name != "__metadata__":
-                        total += math.prod(meta["shape"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return total
+        return count_safetensors_parameters(self.local_dir) if self.local_dir is not None else None
 
     def config(self) -> dict[str, Any]:
         """Model, revision, dtype, prompt rendering and the model's content hash or hub commit."""

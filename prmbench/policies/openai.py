@@ -31,8 +31,6 @@ content hash (a local folder) or name, plus the prompt rendering.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
@@ -57,23 +55,6 @@ def render_chat_prompt(tokenizer: Any, messages: Sequence[Message], prefix: str,
                                              add_generation_prompt=True, tokenize=False)
         return str(text) + prefix
     return "\n\n".join(m.content for m in messages) + prefix
-
-
-def count_safetensors_parameters(folder: Path) -> int | None:
-    """Parameter count from the safetensors headers of a model folder; None when there are none."""
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        return None
-    total = 0
-    try:
-        for f in files:
-            with open(f, "rb") as fh:
-                n = int.from_bytes(fh.read(8), "little")
-                header = json.loads(fh.read(n))
-            total += sum(math.prod(meta["shape"]) for name, meta in header.items() if name != "__metadata__")
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return total
 
 
 def _as_bool(value: Any, what: str) -> bool:
@@ -153,6 +134,8 @@ class OpenAIPolicy(Policy):
             except (TypeError, ValueError, OverflowError):
                 raise ConfigError(f"openai policy: num_parameters must be an integer (got {num_parameters!r})") from None
         else:
+            from prmbench.policies.hf import count_safetensors_parameters
+
             self._num_params = (count_safetensors_parameters(tok_dir) if tok_dir is not None else None) or 0
         if check_model:
             self._check_served()
