@@ -9,8 +9,11 @@ benchmark needs guarantees that `generate` does not give:
   in the batch. Temperature 0 is greedy and draws nothing.
 - **Left padding.** All samples of all requests are decoded together, `batch_size` rows per batch,
   left padded; position ids count only real tokens, so a row sees the positions it would see
-  alone. Identical prompts are prefilled once and their cache rows shared. Rows that finish are
-  dropped from the batch; a batch ends when all its rows are done.
+  alone. Identical prompts are prefilled once and their cache rows shared; prompts of similar
+  length are prefilled together, and recent prompts' prefills are kept for later calls
+  (`prompt_cache_tokens`; see prmbench.policies.kv_cache, which also keeps each layer's cache in
+  a growing buffer instead of copying it at every token). Rows that finish are dropped from the
+  batch; a batch ends when all its rows are done.
 - **Exact accounting.** `prompt_tokens` is the length of the rendered prompt (prefix included,
   padding excluded); `completion_tokens` counts every sampled token, including the eos token and
   the tokens that completed a stop string. `seconds` is the wall time of the batch a sample was
@@ -191,18 +194,22 @@ class HFPolicy(Policy):
     `model` is a Hugging Face Hub id (`Qwen/Qwen2.5-Math-1.5B-Instruct`) or a local folder with
     `config.json`, weights and tokenizer. `device` is auto (cuda when available, else cpu), cpu,
     cuda or cuda:N; `dtype` is auto (bfloat16 on cuda, float32 elsewhere), float32, bfloat16 or
-    float16. `batch_size` is the number of samples decoded together. `chat_template=False`
+    float16. `batch_size` is the number of samples decoded together. `prompt_cache_tokens` bounds
+    the prompt tokens whose prefill is kept for later calls (0: none). `chat_template=False`
     renders prompts as plain text. Config and tokenizer load at construction (so errors show
     early); the weights load on first use.
     """
 
     version = "1"
-    default_concurrency = 16  # concurrent searches fill batches: ~9x the tokens/s of 4 rows
+    default_concurrency = 16  # concurrent searches fill batches (64 rows): ~9x the tokens/s of 4 rows
     share_prefill: bool = True  # rows with the same prompt share one prefill (results do not depend on it)
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 16,
-                 revision: str | None = None, trust_remote_code: bool = False, chat_template: bool = True):
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", batch_size: int = 64,
+                 revision: str | None = None, trust_remote_code: bool = False, chat_template: bool = True,
+                 prompt_cache_tokens: int = 32768):
         import torch
+
+        from prmbench.policies.kv_cache import PromptStore
 
         model = str(model).strip()
         if not model:
@@ -214,6 +221,10 @@ class HFPolicy(Policy):
         self.trust_remote_code = bool(trust_remote_code)
         self.use_chat_template = bool(chat_template)
         self.batch_size = batch_size
+        if not isinstance(prompt_cache_tokens, int) or prompt_cache_tokens < 0:
+            raise ConfigError(f"hf policy: prompt_cache_tokens must be a non-negative integer (got {prompt_cache_tokens!r})")
+        # prefills of recent prompts, reused by later calls (results do not depend on it; 0 turns it off)
+        self.prompt_store = PromptStore(prompt_cache_tokens) if prompt_cache_tokens else None
         self.device = resolve_device(str(device), "hf policy")
         self.dtype_name = resolve_dtype(str(dtype), self.device, "hf policy")
         self.torch_dtype = getattr(torch, self.dtype_name)
@@ -469,11 +480,12 @@ class HFPolicy(Policy):
     def _run_batch(self, model: Any, rows: list[_Row]) -> None:
         """Decode `rows` together until every row finished; fills each row's result fields."""
         import torch
-        from transformers import DynamicCache
+
+        from prmbench.policies.kv_cache import prefill
 
         t0 = time.perf_counter()
         dev = torch.device(self.device)
-        # Prefill each distinct prompt once, left padded; rows with the same prompt share it.
+        # Prefill each distinct prompt once; rows with the same prompt share it.
         # (`share_prefill = False`: every row prefilled on its own, the baseline of benchmarks/bench_concurrency.py)
         uniq: dict[Any, int] = {}
         prompts: list[tuple[int, ...]] = []
@@ -484,21 +496,10 @@ class HFPolicy(Policy):
                 uniq[key] = len(prompts)
                 prompts.append(tuple(r.prompt_ids))
             row_src.append(uniq[key])
-        width = max(len(p) for p in prompts)
         pad = self.tokenizer.pad_token_id
         pad = pad if pad is not None else (self._eos_ids[0] if self._eos_ids else 0)
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for j, p in enumerate(prompts):
-            ids[j, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[j, width - len(p):] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        try:
-            cache = DynamicCache(config=model.config)
-        except TypeError:  # older transformers: no config argument
-            cache = DynamicCache()
-        logits = self._forward(model, ids, mask, positions, cache)
+        filled = prefill(model, self._forward, prompts, pad, dev, self.prompt_store if self.share_prefill else None)
+        cache, logits, mask = filled.cache, filled.logits, filled.mask
         if len(prompts) != len(rows) or row_src != list(range(len(rows))):
             index = torch.tensor(row_src, dtype=torch.long, device=dev)
             cache.batch_select_indices(index)
