@@ -184,6 +184,14 @@ class Registry:
         return {s: {**{k: v for k, v in plain.items() if k in unclaimed or accepted[s] is None or k in accepted[s]},
                     **targeted[s]} for s in specs}
 
+    def takes(self, kind: str, spec: str, arg: str) -> bool:
+        """Whether the component `spec` accepts the argument `arg` (by name, or through **kwargs)."""
+        factory = self.resolve(kind, spec).family.factory
+        if isinstance(factory, str):
+            factory = _import_factory(factory)
+        accepted = _accepted(factory)  # type: ignore[arg-type]
+        return accepted is None or arg in accepted
+
     def build(self, kind: str, spec: str, overrides: Mapping[str, Any] | None = None) -> Any:
         """Resolve `spec` and construct the component, naming it after the spec."""
         r = self.resolve(kind, spec, overrides)

@@ -43,6 +43,8 @@ from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAM
 from prmbench.types import Budget, Grade, Problem, Record, RMOutput, SearchResult
 
 NO_RM = "none"
+LOGS_DIR = "logs"
+"""Run-folder subfolder for the logs of servers the run starts (`--policy vllm:MODEL` and the like)."""
 
 
 #: Problems searched before their chosen solutions are graded together (and their records written).
@@ -197,8 +199,12 @@ class Runner:
         strategies = {name: reg.build("strategy", name, strategy_args[name]) for name in s.strategies} if search else {}
         rm_args = reg.distribute_args("rm", s.rms, s.rm_args)
         rms = {name: reg.build("rm", name, rm_args[name]) for name in s.rms}
-        policy = (reg.build("policy", s.policy, reg.distribute_args("policy", (s.policy,), s.policy_args)[s.policy])
-                  if search else None)
+        policy = None
+        if search:
+            policy_args = reg.distribute_args("policy", (s.policy,), s.policy_args)[s.policy]
+            if "log_dir" not in policy_args and reg.takes("policy", s.policy, "log_dir"):
+                policy_args["log_dir"] = str(self.output / LOGS_DIR)  # a managed server's log stays with the run
+            policy = reg.build("policy", s.policy, policy_args)
         return tasks, policy, rms, strategies
 
     def _load_problems(self, tasks: Mapping[str, Task], policy: Policy) -> tuple[dict[str, list[Problem]], dict[str, Any]]:

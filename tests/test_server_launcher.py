@@ -76,10 +76,11 @@ def test_transformers_serve_policy_starts_serves_and_stops_its_group(model_dir, 
 @needs_serve
 @pytest.mark.slow
 def test_ctrl_c_stops_the_server_group(model_dir, tmp_path):
-    """SIGINT to a running `prmbench run` (as Ctrl-C sends it) ends the run and the server."""
+    """SIGINT to a running `prmbench run` (as Ctrl-C sends it) ends the run and the server; the
+    server's log is in the run folder (logs/) without any log_dir argument."""
     proc = subprocess.Popen(
         prmbench_cmd("run", "--tasks", "math500", "--policy", f"transformers-serve:{model_dir}",
-                     "--policy-args", f"dtype=float32,log_dir={tmp_path}", "--rm", "oracle",
+                     "--policy-args", "dtype=float32", "--rm", "oracle",
                      "--strategy", "best_of_n", "--budget", "4", "--limit", "50", "--max-tokens", "64",
                      "--output", str(tmp_path / "run")),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -92,11 +93,13 @@ def test_ctrl_c_stops_the_server_group(model_dir, tmp_path):
                 port = int(m.group(1))
                 break
         assert port is not None, "the launcher never announced its server"
-        logs = list(tmp_path.glob(f"*-{port}.log"))
+        log_dir = tmp_path / "run" / "logs"
+        logs = list(log_dir.glob(f"transformers-serve-server-{port}.log"))
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not (logs and "POST /v1/completions" in logs[0].read_text()):
             time.sleep(0.2)
-            logs = list(tmp_path.glob(f"*-{port}.log"))
+            logs = list(log_dir.glob(f"transformers-serve-server-{port}.log"))
+        assert logs, f"no server log in {log_dir}"
         assert _server_pids(port), "no server process found"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

@@ -6,7 +6,8 @@ process group when the run ends, is interrupted or crashes. Policy arguments: `s
 server's global seed; every request still carries its own), `dtype`, `tensor_parallel_size`,
 `gpu_memory_utilization` (vLLM's and SGLang's share of GPU memory), `max_model_len`,
 `revision`, `server_args` (more flags, one string), `startup_timeout`, `log_dir` (where the
-server's log goes; default a fresh temporary folder, named on stderr), plus the openai
+server's log goes; `prmbench run` sets it to the run folder's logs/, elsewhere the default is a
+fresh temporary folder; either way named on stderr), plus the openai
 policy's `tokenizer`, `num_parameters`, `max_concurrent_requests`, `timeout` and `retries`.
 
 vLLM and SGLang are optional extras (`pip install 'prmbench[vllm]'` / `'prmbench[sglang]'`).
