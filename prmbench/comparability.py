@@ -82,10 +82,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _setting(run: RunResult, key: str) -> Any:
-    config = run.run.get("config") or {}
+    config = run.info.config
     if key in config:
         return config[key]
-    return run.run.get(key, MISSING) if key == "seed" else MISSING
+    return run.info.seed if key == "seed" and "seed" in run.run else MISSING
 
 
 def _identity(entry: Any) -> Any:
@@ -95,7 +95,7 @@ def _identity(entry: Any) -> Any:
 
 
 def _tasks(run: RunResult) -> Mapping[str, Any]:
-    return run.run.get("tasks") or {}
+    return run.info.tasks
 
 
 def check_task_records(run: RunResult, tasks: Sequence[str]) -> None:
@@ -124,7 +124,7 @@ def setting_differences(base: RunResult, new: RunResult, tasks: Sequence[str]) -
 
 
 def _component_identities(run: RunResult) -> dict[str, Any]:
-    comps = run.run.get("components") or {}
+    comps = run.info.components
     out: dict[str, Any] = {"policy": MISSING}
     policy = comps.get("policy")
     if isinstance(policy, Mapping):

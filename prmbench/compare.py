@@ -35,6 +35,7 @@ from tabulate import tabulate
 from prmbench.comparability import check_settings
 from prmbench.errors import ConfigError, DataError
 from prmbench.results import CellResult, RunResult
+from prmbench.types import Record
 
 CellKey = tuple[str, str, str, str, str, int]
 """(task, policy, rm, strategy, budget unit, budget): how cells of two runs are matched."""
@@ -194,11 +195,11 @@ def pair_cells(base: RunResult, new: RunResult) -> CellPairing:
                        only_in_new=sorted(set(new_cells) - set(base_cells)))
 
 
-def records_by_problem(run: RunResult, cell: CellResult) -> dict[str, dict[str, Any]]:
-    """A cell's records by problem id; DataError when a problem has two (a damaged samples file)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in cell.records:
-        pid = str(r["problem_id"])
+def records_by_problem(run: RunResult, cell: CellResult) -> dict[str, Record]:
+    """A cell's records (typed) by problem id; DataError when a problem has two (a damaged samples file)."""
+    out: dict[str, Record] = {}
+    for r in cell.typed_records():
+        pid = r.problem_id
         if pid in out:
             raise DataError(f"{run.path}: cell {cell.id} has two records for problem {pid!r}; "
                             "its samples file is damaged (re-run the cell)")
@@ -207,7 +208,7 @@ def records_by_problem(run: RunResult, cell: CellResult) -> dict[str, dict[str, 
 
 
 def _outcomes(run: RunResult, cell: CellResult) -> dict[str, bool]:
-    return {pid: bool(r.get("correct")) for pid, r in records_by_problem(run, cell).items()}
+    return {pid: r.correct for pid, r in records_by_problem(run, cell).items()}
 
 
 def compare_cell(base_cell: CellResult, new_cell: CellResult, base_outcomes: Mapping[str, bool],

@@ -20,12 +20,13 @@ Cells are paired by prmbench.compare.pair_cells.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from prmbench.compare import CellKey, format_key, pair_cells, records_by_problem
 from prmbench.comparability import check_identity
 from prmbench.errors import DataError
 from prmbench.results import RunResult
+from prmbench.types import Record
 
 #: Kinds of RecordChange.
 VERDICT, ANSWER, MISSING, EXTRA = "verdict", "answer", "missing", "extra"
@@ -96,20 +97,20 @@ class ExactComparison:
         return [c for c in self.changes if c.kind == VERDICT]
 
 
-def record_changes(cell: str, base: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[RecordChange]:
+def record_changes(cell: str, base: Mapping[str, Record], new: Mapping[str, Record]) -> list[RecordChange]:
     """The differences between two cells' records (by problem id), in problem-id order."""
     out = []
     for pid in sorted(set(base) | set(new)):
         if pid not in new:
-            out.append(RecordChange(cell, pid, MISSING, old=bool(base[pid].get("correct"))))
+            out.append(RecordChange(cell, pid, MISSING, old=base[pid].correct))
         elif pid not in base:
-            out.append(RecordChange(cell, pid, EXTRA, new=bool(new[pid].get("correct"))))
+            out.append(RecordChange(cell, pid, EXTRA, new=new[pid].correct))
         else:
             a, b = base[pid], new[pid]
-            if bool(a.get("correct")) != bool(b.get("correct")):
-                out.append(RecordChange(cell, pid, VERDICT, old=bool(a.get("correct")), new=bool(b.get("correct"))))
-            elif a.get("answer") != b.get("answer"):
-                out.append(RecordChange(cell, pid, ANSWER, old=a.get("answer"), new=b.get("answer")))
+            if a.correct != b.correct:
+                out.append(RecordChange(cell, pid, VERDICT, old=a.correct, new=b.correct))
+            elif a.answer != b.answer:
+                out.append(RecordChange(cell, pid, ANSWER, old=a.answer, new=b.answer))
     return out
 
 

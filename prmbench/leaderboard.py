@@ -59,8 +59,8 @@ def _cell_row_metrics(run: RunResult, cell: CellResult) -> tuple[dict[str, Any],
     stored = cell.metrics or {}
     if stored.get("n") is not None and (not cell.records or len(cell.records) == stored["n"]):
         return dict(stored), bool(stored.get("complete", False))
-    metrics = cell_metrics(cell.records)
-    expected = (run.run.get("tasks") or {}).get(cell.task, {}).get("n_problems")
+    metrics = cell_metrics(cell.typed_records())
+    expected = run.info.tasks.get(cell.task, {}).get("n_problems")
     complete = expected is not None and metrics["n"] >= int(expected) > 0
     return metrics, complete
 

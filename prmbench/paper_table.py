@@ -26,8 +26,8 @@ NO_RM_BASELINES = ("random",)  # reward models that are no method of the table
 
 
 def _accuracy(cell: CellResult) -> float | None:
-    recs = cell.records
-    return sum(bool(r["correct"]) for r in recs) / len(recs) if recs else None
+    recs = cell.typed_records()
+    return sum(r.correct for r in recs) / len(recs) if recs else None
 
 
 def paper_rows(runs: Iterable[RunResult], k: int = 8) -> tuple[list[str], list[dict[str, Any]]]:

@@ -30,6 +30,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -169,9 +170,9 @@ class RunResult:
     run: dict[str, Any]
     cells: list[CellResult]
 
-    @property
+    @cached_property
     def info(self) -> RunInfo:
-        """run.json as a `RunInfo`."""
+        """run.json as a `RunInfo` (parsed once)."""
         return RunInfo.from_json(self.run)
 
 
