@@ -46,11 +46,22 @@ def records(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def timed_run(spec: RunSpec, out: Path, k: int) -> float:
-    """Wall seconds of one run at concurrency k."""
+def timed_run(spec: RunSpec, out: Path, k: int) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one run at concurrency k, and of its phases: the sample pool and each
+    strategy's cell (from the times of the runner's log lines, which end each phase)."""
+    marks: list[tuple[float, str]] = []
     t0 = time.perf_counter()
-    Runner(spec, build_registry(), out, log=lambda m: None, concurrency=k).run()
-    return time.perf_counter() - t0
+    Runner(spec, build_registry(), out, log=lambda m: marks.append((time.perf_counter(), m)), concurrency=k).run()
+    total = time.perf_counter() - t0
+    phases: dict[str, float] = {}
+    last = t0
+    for t, msg in marks:
+        head = msg.split(":")[0]
+        name = "pool" if "pool of" in msg else head.split("--")[2] if head.count("--") >= 3 else None
+        if name:
+            phases[name] = phases.get(name, 0.0) + t - last
+            last = t
+    return total, phases
 
 
 def bench_concurrency(model: Path, data: Path, work: Path, problems: int, k: int, repeats: int,
@@ -60,14 +71,23 @@ def bench_concurrency(model: Path, data: Path, work: Path, problems: int, k: int
                    policy_args={"batch_size": batch_size},
                    data_files={"math500": str(data / "math500" / "test.jsonl")})
     times: dict[int, list[float]] = {1: [], k: []}
+    phases: dict[int, list[dict[str, float]]] = {1: [], k: []}
     recs: dict[int, Any] = {}
     for rep in range(repeats):
         for conc in (1, k) if rep % 2 == 0 else (k, 1):
             out = work / f"run-k{conc}-{rep}"
-            times[conc].append(timed_run(spec, out, conc))
+            total, parts = timed_run(spec, out, conc)
+            times[conc].append(total)
+            phases[conc].append(parts)
             recs.setdefault(conc, records(out))
-            print(f"  repeat {rep}: concurrency {conc:>2}: {times[conc][-1]:.1f}s", flush=True)
+            print(f"  repeat {rep}: concurrency {conc:>2}: {total:.1f}s "
+                  f"({', '.join(f'{n} {v:.2f}s' for n, v in parts.items())})", flush=True)
     one, many = statistics.median(times[1]), statistics.median(times[k])
+    for name in phases[1][0]:
+        a = statistics.median(p.get(name, 0.0) for p in phases[1])
+        b = statistics.median(p.get(name, 0.0) for p in phases[k])
+        print(f"  phase {name}: concurrency 1 {a:.2f}s, concurrency {k} {b:.2f}s"
+              + (f" -> {a / b:.2f}x" if b > 0 else ""))
     same = recs[1] == recs[k]
     n_records = sum(len(v) for v in recs[1].values())
     print(f"matrix {','.join(STRATEGIES)} x {problems} problems (budget 4, --max-tokens {max_tokens}, "
@@ -108,7 +128,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=16)
     ap.add_argument("--k", type=int, default=16, help="the concurrency compared with 1")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=24)
+    ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64, help="hf policy rows per batch (both runs)")
     ap.add_argument("--skip", choices=["concurrency", "prefill"], action="append", default=[])
     args = ap.parse_args()

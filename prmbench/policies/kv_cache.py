@@ -49,8 +49,8 @@ if DynamicLayer is not None:
                 return
             cap = max(2 * have, self._n + extra + 64)
             b, h, _, dk = key_states.shape
-            k = key_states.new_zeros((b, h, cap, dk))
-            v = value_states.new_zeros((b, h, cap, value_states.shape[-1]))
+            k = key_states.new_empty((b, h, cap, dk))  # only the filled part is ever read
+            v = value_states.new_empty((b, h, cap, value_states.shape[-1]))
             if self._n:
                 assert self._k is not None and self._v is not None
                 k[..., : self._n, :] = self._k[..., : self._n, :]
@@ -78,7 +78,12 @@ if DynamicLayer is not None:
         def batch_select_indices(self, indices: torch.Tensor) -> None:
             """Keep only rows `indices` (rows that finished leave the batch)."""
             if self._k is not None:
-                self._k, self._v = self._k[indices], self._v[indices]  # type: ignore[index]
+                assert self._v is not None
+                k = self._k.new_empty((len(indices), *self._k.shape[1:]))
+                v = self._v.new_empty((len(indices), *self._v.shape[1:]))
+                k[..., : self._n, :] = self._k[indices, :, : self._n]  # the filled part only
+                v[..., : self._n, :] = self._v[indices, :, : self._n]
+                self._k, self._v = k, v
                 self._publish()
 
         def crop(self, tokens_to_remove: int) -> None:
