@@ -210,7 +210,8 @@ class RayExecutor:
         self.log(f"ray: {n} worker(s), {g:g} GPU(s) each, on a cluster of {cpus:g} CPUs and {gpus:g} GPUs")
 
     def _new_worker(self) -> Any:
-        return self.ray.remote(Worker).options(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0,
+        # max_concurrency 2: `pid` answers while a unit is being solved (the driver sends one unit at a time)
+        return self.ray.remote(Worker).options(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_concurrency=2,
                                                runtime_env={"env_vars": worker_env()}).remote(
             self.spec, __version__, self.store)
 
