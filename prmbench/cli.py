@@ -160,11 +160,9 @@ def build_run(args: argparse.Namespace) -> tuple[Any, Path, int | None]:
 
 def build_executor(args: argparse.Namespace) -> Any:
     """The ExecutorConfig of `--executor` and the `--ray-*` flags (or their --config keys; flags win)."""
-    from prmbench.config import EXECUTOR_OPTIONS, ExecutorConfig
+    from prmbench.executors import executor_config
 
-    cfg = _load_config(args.config)
-    return ExecutorConfig.from_options({k: getattr(args, k, None) if getattr(args, k, None) is not None else cfg.get(k)
-                                        for k in EXECUTOR_OPTIONS})
+    return executor_config(args, _load_config(args.config))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -537,23 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, metavar="K",
                    help="problems of a cell searched at once, their model calls batched together; records are "
                         "the same at any K (default: the policy's: 16 for hf and replay, 8 for openai, 64 for vllm/sglang, 1 for transformers-serve and others)")
-    from prmbench.config import ExecutorConfig
+    from prmbench.executors import add_executor_arguments
 
-    X = ExecutorConfig.default
-    p.add_argument("--executor", metavar="NAME", help=f"where the work runs: local (this process, default "
-                   f"{X('executor')!r}) | ray (Ray actors; records are the same, a run may resume on either)")
-    p.add_argument("--ray-address", dest="ray_address", metavar="ADDR",
-                   help="Ray cluster to join: auto (the one this node belongs to), HOST:6379 or ray://HOST:10001 "
-                        "(default: $RAY_ADDRESS, else a new local Ray instance)")
-    p.add_argument("--ray-workers", type=int, dest="ray_workers", metavar="N",
-                   help="worker actors, each owning the policy and the reward models (default: the cluster's GPUs "
-                        "divided by --ray-gpus-per-worker; 1 on a cluster without GPUs)")
-    p.add_argument("--ray-gpus-per-worker", type=float, dest="ray_gpus_per_worker", metavar="G",
-                   help="GPUs per worker, e.g. 1, 2 (tensor parallel) or 0.5 (default: 1 on a cluster with GPUs, else 0)")
-    p.add_argument("--ray-unit-size", type=int, dest="ray_unit_size", metavar="P",
-                   help="problems per work unit, all cells of the chunk on one worker (default: max(8, --concurrency))")
-    p.add_argument("--ray-max-attempts", type=int, dest="ray_max_attempts", metavar="A",
-                   help=f"a unit that fails or loses its worker this often fails the run (default {X('ray_max_attempts')})")
+    add_executor_arguments(p)
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
                    "models/replay file and prmbench version, else exit 2 naming what differs")

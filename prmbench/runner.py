@@ -3,12 +3,15 @@
 One policy serves the whole run. For each task, the samples that pool strategies (best-of-N,
 majority vote, ...) draw are generated once, as one pool of the largest size any cell needs, and
 shared by every budget and strategy through the cache; scores are cached per (reward model,
-problem, steps). Up to `concurrency` problems of a cell are searched at once, their generation
-and scoring requests coalesced into shared backend calls (prmbench.scheduler; records are the
-same at every concurrency). Finished problems are graded in problem order, `GRADE_CHUNK` at a
-time (in parallel on a code task's sandbox slots), and appended to the cell's samples file at
-once; an interrupted run keeps every written record and, through the cache, every generation and
-score of the searches in flight, and `resume=True` continues where it stopped.
+problem, steps). The work is cut into units (prmbench.units: a task's chunk of problems with
+every cell that lacks them) that an executor solves (prmbench.executors): the local executor runs
+each task as one unit in this process, the Ray executor runs chunks on Ray actors. Either way up
+to `concurrency` problems of a cell are searched at once, their generation and scoring requests
+coalesced into shared backend calls (prmbench.scheduler), and the records are the same. The runner
+alone writes the run folder: each cell's records in problem order, a graded chunk (locally
+`GRADE_CHUNK` problems, on Ray a unit) at a time; an interrupted run keeps every written record
+and, through the cache, every generation and score of the searches in flight, and `resume=True`
+continues where it stopped, on either executor.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ from prmbench.step_task import is_step_task
 from prmbench.results import (CACHE_FILE, CELLS_DIR, METRICS_FILE, RUN_FILE, SAMPLES_FILE, SCHEMA_VERSION, drop_torn_tail,
                               TREES_FILE, read_jsonl, write_json_atomic)
 from prmbench.types import Problem
-from prmbench.units import (GRADE_CHUNK, NO_RM, SEARCH_UNIT, STEP_UNIT, Cell, CellOutput, Components,  # noqa: F401
-                            PolicyFacts, Unit, UnitSolver, _NoRM, build_components, check_search_flags, make_units)
+from prmbench.units import (NO_RM, SEARCH_UNIT, STEP_UNIT, Cell, CellOutput, Components,  # noqa: F401 (re-exported)
+                            Unit, UnitSolver, _NoRM, build_components, check_search_flags, make_units)
 
 
 def expand_cells(spec: RunSpec, strategies: Mapping[str, Strategy]) -> list[Cell]:
@@ -231,11 +234,11 @@ class Runner:
             if on_ray:
                 from prmbench.executors.ray_executor import RayExecutor
 
-                executor = RayExecutor(self.executor_config, self.spec, self.output, self.log)
+                executor = RayExecutor(self.executor_config, self.spec, self.output / CACHE_FILE, log=self.log)
                 executor.start()
             policy: Any = comps.policy
             if search_tasks and on_ray:
-                policy = executor.policy_facts()
+                policy = executor.ask("policy_facts")
             problems: dict[str, list[Problem]] = {}
             task_info: dict[str, Any] = {}
             if policy is not None:

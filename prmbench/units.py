@@ -228,6 +228,10 @@ class UnitSolver:
             trees.extend(out.trees)
         return [CellOutput(cid, tuple(r), tuple(t)) for cid, (r, t) in joined.items()]
 
+    def close(self) -> None:
+        """Close the components."""
+        self.components.close()
+
     # -- step-level units ---------------------------------------------------------------------
     def _solve_step(self, unit: Unit) -> Iterator[CellOutput]:
         task = self.components.tasks[unit.task]

@@ -129,6 +129,35 @@ def test_step_level_tasks_run_through_the_executor(tmp_path, shared_data_dir):
     assert metrics(remote) == metrics(local)
 
 
+def _label_rows(path: Path) -> list[dict[str, Any]]:
+    """A label file's rows without measured seconds."""
+    def strip(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k != "seconds"}
+        return [strip(x) for x in o] if isinstance(o, list) else o
+
+    return [strip(json.loads(line)) for line in path.read_text().splitlines()]
+
+
+def test_label_runs_through_the_executor_and_resumes_across_executors(tmp_path, capsys):
+    args = ["label", "--task", "synthetic", "--policy", "synthetic", "--rollouts", "3", "--solutions", "2",
+            "--limit", "12", "--search", "binary"]
+    ray_flags = ["--executor", "ray", "--ray-workers", "2"]
+    assert main([*args, "--output", str(tmp_path / "local.jsonl")]) == 0
+    assert main([*args, "--output", str(tmp_path / "ray.jsonl"), *ray_flags]) == 0
+    want = _label_rows(tmp_path / "local.jsonl")
+    assert len(want) == 24 and _label_rows(tmp_path / "ray.jsonl") == want
+    meta = json.loads((tmp_path / "ray.meta.json").read_text())
+    assert meta["status"] == "complete" and meta["executor"]["executor"] == "ray"
+    assert meta["annotators"] == json.loads((tmp_path / "local.meta.json").read_text())["annotators"]
+    # a local labelling cut after 10 rows (as an interruption leaves it) finishes on Ray
+    part = tmp_path / "part.jsonl"
+    assert main([*args, "--output", str(part)]) == 0
+    part.write_text("".join(part.read_text().splitlines(keepends=True)[:10]))
+    assert main([*args, "--output", str(part), "--resume", *ray_flags]) == 0
+    assert _label_rows(part) == want
+
+
 # -- faults -------------------------------------------------------------------------------------
 def test_a_worker_killed_mid_run_is_replaced_and_the_records_are_those_of_the_local_run(tmp_path, synthetic_local,
                                                                                          monkeypatch):

@@ -12,7 +12,8 @@ folder.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence
+import argparse
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from prmbench.units import CellOutput, Unit, UnitSolver
 
@@ -63,3 +64,34 @@ class LocalExecutor:
         """Close the run's cache."""
         if self.cache is not None:
             self.cache.close()
+
+
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    """`--executor` and the `--ray-*` flags (defaults from prmbench.config.ExecutorConfig)."""
+    from prmbench.config import ExecutorConfig
+
+    X = ExecutorConfig.default
+    p.add_argument("--executor", metavar="NAME", help=f"where the work runs: local (this process, default "
+                   f"{X('executor')!r}) | ray (Ray actors, pip install 'prmbench[ray]'; same output, resumable on either)")
+    p.add_argument("--ray-address", dest="ray_address", metavar="ADDR",
+                   help="Ray cluster to join: auto (the one this node belongs to), HOST:6379 or ray://HOST:10001 "
+                        "(default: $RAY_ADDRESS, else a new local Ray instance)")
+    p.add_argument("--ray-workers", type=int, dest="ray_workers", metavar="N",
+                   help="worker actors, each owning its own models (default: the cluster's GPUs divided by "
+                        "--ray-gpus-per-worker; 1 on a cluster without GPUs)")
+    p.add_argument("--ray-gpus-per-worker", type=float, dest="ray_gpus_per_worker", metavar="G",
+                   help="GPUs per worker, e.g. 1, 2 (tensor parallel) or 0.5 (default: 1 on a cluster with GPUs, else 0)")
+    p.add_argument("--ray-unit-size", type=int, dest="ray_unit_size", metavar="P",
+                   help="run: problems per work unit, every cell of the chunk on one worker (default: max(8, "
+                        "--concurrency)); label: ignored (units are the label chunks)")
+    p.add_argument("--ray-max-attempts", type=int, dest="ray_max_attempts", metavar="A",
+                   help=f"a unit that fails or loses its worker this often fails the job (default {X('ray_max_attempts')})")
+
+
+def executor_config(args: argparse.Namespace, config: Mapping[str, Any] | None = None) -> Any:
+    """The ExecutorConfig of the parsed flags, over `config` (the --config YAML keys; flags win)."""
+    from prmbench.config import EXECUTOR_OPTIONS, ExecutorConfig
+
+    cfg = config or {}
+    return ExecutorConfig.from_options({k: v if (v := getattr(args, k, None)) is not None else cfg.get(k)
+                                        for k in EXECUTOR_OPTIONS})

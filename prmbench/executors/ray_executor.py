@@ -26,16 +26,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from prmbench import __version__
 from prmbench.cache import Cache
-from prmbench.config import ExecutorConfig, RunConfig
+from prmbench.config import ExecutorConfig
 from prmbench.errors import ConfigError, PrmbenchError
-from prmbench.results import CACHE_FILE
 from prmbench.units import GRADE_CHUNK, CellOutput, PolicyFacts, Unit, UnitSolver, build_components
 
 RAY_EXTRA = "prmbench[ray]"
@@ -114,37 +112,61 @@ class RemoteCache:
         """Nothing to close: the driver closes the store."""
 
 
-class Worker:
-    """A worker actor's body: the run's components, built on first use, and a unit solver."""
+class WorkerBase:
+    """A worker actor's body: what it solves is built on first use from the driver's payload."""
 
-    def __init__(self, spec: RunConfig, driver_version: str, store: Any):
-        self.spec = spec
+    def __init__(self, payload: Any, driver_version: str, store: Any):
+        self.payload = payload
         self.driver_version = driver_version
-        self.store = store
-        self.solver: UnitSolver | None = None
+        self.cache = RemoteCache(store)
+        self.solver: Any = None
 
-    def _solver(self) -> UnitSolver:
+    @property
+    def where(self) -> str:
+        """`Ray worker on HOST`, for messages."""
+        return f"Ray worker on {socket.gethostname()}"
+
+    def _solver(self) -> Any:
         if self.solver is None:
             from prmbench.plugins import build_registry
 
-            where = f"Ray worker on {socket.gethostname()}"
             if __version__ != self.driver_version:
-                raise ConfigError(f"the {where} has prmbench {__version__}, the driver {self.driver_version}; "
+                raise ConfigError(f"the {self.where} has prmbench {__version__}, the driver {self.driver_version}; "
                                   f"install the same prmbench on every node")
-            registry = build_registry(include_paths=self.spec.include_paths)
+            registry = build_registry(include_paths=self.payload.include_paths)
             try:
-                comps = build_components(self.spec, registry)
+                self.solver = self.build(registry)
             except ConfigError as e:
                 hint = (" (components registered in the driver's process do not reach workers: ship them as a plugin "
                         "entry point or an --include-path preset)") if str(e).startswith("unknown ") else ""
-                raise ConfigError(f"{where}: {e}{hint}") from None
-            self.solver = UnitSolver(self.spec, comps, RemoteCache(self.store), concurrency=1,
-                                     log=lambda msg: print(msg, file=sys.stderr, flush=True))
+                raise ConfigError(f"{self.where}: {e}{hint}") from None
         return self.solver
+
+    def build(self, registry: Any) -> Any:
+        """The solver of this worker's units, from the payload and a fresh registry."""
+        raise NotImplementedError
 
     def pid(self) -> int:
         """The worker's process id (tests kill it)."""
         return os.getpid()
+
+    def solve(self, unit: Any, concurrency: int) -> list[Any]:
+        """The unit's outputs, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close what the solver holds (models; managed servers stop)."""
+        if self.solver is not None:
+            self.solver.close()
+
+
+class RunWorker(WorkerBase):
+    """Solves a run's units (payload: its RunConfig) with components of its own."""
+
+    def build(self, registry: Any) -> UnitSolver:
+        """A UnitSolver over the run's components."""
+        return UnitSolver(self.payload, build_components(self.payload, registry), self.cache, concurrency=1,
+                          log=lambda msg: print(msg, file=sys.stderr, flush=True))
 
     def policy_facts(self) -> PolicyFacts:
         """What the driver needs of the policy (it builds none itself)."""
@@ -158,10 +180,23 @@ class Worker:
         solver.concurrency = concurrency
         return solver.solve_all(unit)
 
-    def close(self) -> None:
-        """Close the components (stops managed servers)."""
-        if self.solver is not None:
-            self.solver.components.close()
+
+class LabelWorker(WorkerBase):
+    """Labels `prmbench label` units (payload: its LabelSpec) with annotator policies of its own."""
+
+    def build(self, registry: Any) -> Any:
+        """A LabelSolver over the spec's task and policies."""
+        from prmbench.labels.labelling import LabelSolver
+
+        return LabelSolver(self.payload, registry, self.cache)
+
+    def identities(self) -> list[dict[str, Any]]:
+        """The annotators' identities (the driver builds no policy)."""
+        return self._solver().identities()  # type: ignore[no-any-return]
+
+    def solve(self, unit: Any, concurrency: int) -> list[Any]:
+        """The unit's rows (one LabelOutput)."""
+        return [self._solver().solve(unit)]
 
 
 class RayExecutor:
@@ -170,11 +205,12 @@ class RayExecutor:
     after_unit: ClassVar[Callable[["RayExecutor", Unit], None] | None] = None
     """Called after each unit was written, once the next unit went out (tests kill workers here)."""
 
-    def __init__(self, config: ExecutorConfig, spec: RunConfig, output: Path,
+    def __init__(self, config: ExecutorConfig, payload: Any, cache_path: Path, worker: type[WorkerBase] = RunWorker,
                  log: Callable[[str], None] | None = None):
         self.config = config
-        self.spec = spec
-        self.output = Path(output)
+        self.payload = payload  # what workers build their solver from (a RunConfig for RunWorker)
+        self.cache_path = Path(cache_path)
+        self.worker = worker
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.ray: Any = None
         self.owns_ray = False
@@ -205,19 +241,19 @@ class RayExecutor:
 
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         self.store = ray.remote(CacheStore).options(num_cpus=0, scheduling_strategy=here).remote(
-            str(self.output / CACHE_FILE))
+            str(self.cache_path))
         self.workers = [self._new_worker() for _ in range(n)]
         self.log(f"ray: {n} worker(s), {g:g} GPU(s) each, on a cluster of {cpus:g} CPUs and {gpus:g} GPUs")
 
     def _new_worker(self) -> Any:
         # max_concurrency 2: `pid` answers while a unit is being solved (the driver sends one unit at a time)
-        return self.ray.remote(Worker).options(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_concurrency=2,
+        return self.ray.remote(self.worker).options(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_concurrency=2,
                                                runtime_env={"env_vars": worker_env()}).remote(
-            self.spec, __version__, self.store)
+            self.payload, __version__, self.store)
 
-    def policy_facts(self) -> PolicyFacts:
-        """The policy's facts, from the first worker (the driver loads no policy)."""
-        return self._get(self.workers[0].policy_facts.remote())  # type: ignore[no-any-return]
+    def ask(self, method: str) -> Any:
+        """The first worker's answer to `method()` (e.g. RunWorker.policy_facts: the driver loads no policy)."""
+        return self._get(getattr(self.workers[0], method).remote())
 
     def _get(self, ref: Any) -> Any:
         """`ray.get`, with a worker's user error raised as itself (exit 2)."""
