@@ -75,7 +75,7 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
                    f"{X('executor')!r}) | ray (Ray actors, pip install 'prmbench[ray]'; same output, resumable on either)")
     p.add_argument("--ray-address", dest="ray_address", metavar="ADDR",
                    help="Ray cluster to join: auto (the one this node belongs to), HOST:6379 or ray://HOST:10001 "
-                        "(default: $RAY_ADDRESS, else a new local Ray instance)")
+                        "(default: Ray's choice: $RAY_ADDRESS, a cluster started on this node, else a new local instance)")
     p.add_argument("--ray-workers", type=int, dest="ray_workers", metavar="N",
                    help="worker actors, each owning its own models (default: the cluster's GPUs divided by "
                         "--ray-gpus-per-worker; 1 on a cluster without GPUs)")

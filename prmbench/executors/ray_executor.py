@@ -363,14 +363,12 @@ class RayExecutor:
         if ray is None:
             return
         try:
-            if self.inflight:  # interrupted: stop at once (the cache keeps what the units computed)
-                for w in self.workers:
-                    ray.kill(w, no_restart=True)
-            else:
-                closing = [w.close.remote() for w in self.workers]
-                ray.wait(closing, num_returns=len(closing), timeout=60)
-                for w in self.workers:
-                    ray.kill(w, no_restart=True)
+            # `close` runs beside a unit still in flight (2 threads per actor): components close, managed
+            # servers stop; then the actors go (a unit cut short keeps what it wrote to the cache)
+            closing = [w.close.remote() for w in self.workers]
+            ray.wait(closing, num_returns=len(closing), timeout=10 if self.inflight else 60)
+            for w in self.workers:
+                ray.kill(w, no_restart=True)
             if self.store is not None:
                 try:
                     ray.get(self.store.close.remote(), timeout=60)
