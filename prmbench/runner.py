@@ -306,14 +306,14 @@ class Runner:
         executor solve them, append their outputs in problem order, and write each task's cell
         metrics once its last unit is in."""
         files = CellFiles(self.output / CELLS_DIR)
-        size = getattr(executor, "unit_size", lambda k: None)(self.concurrency)
         work: dict[str, _TaskWork] = {}
         for name in comps.tasks:
             if name in steps.tasks:
                 w = _TaskWork(name, STEP_UNIT, steps.items[name], [c for c in steps.cells if c.task == name])
             else:
                 w = _TaskWork(name, SEARCH_UNIT, problems[name], [c for c in cells if c.task == name])
-            w.units = make_units(w.kind, name, w.items, w.cells, {c.id: files.done(c.id) for c in w.cells}, size)
+            w.units = make_units(w.kind, name, w.items, w.cells, {c.id: files.done(c.id) for c in w.cells},
+                                 executor.unit_size(self.concurrency, w.kind))
             w.left = len(w.units)
             work[name] = w
         bars = {n: self._progress(sum(len(t.ids) for u in w.units for t in u.todo), f"{n}: records")

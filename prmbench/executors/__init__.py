@@ -27,8 +27,8 @@ class Executor(Protocol):
     def describe(self, concurrency: int) -> dict[str, Any]:
         """run.json's `executor` section: the executor, its settings and the resources it had."""
 
-    def unit_size(self, concurrency: int) -> int | None:
-        """Problems per unit (None: one unit per task)."""
+    def unit_size(self, concurrency: int, kind: str) -> int | None:
+        """Problems (items) per unit of a task of `kind` (None: one unit per task)."""
 
     def execute(self, units: Sequence[Unit], concurrency: int, emit: Emit, unit_done: UnitDone) -> None:
         """Solve every unit (see module docstring)."""
@@ -48,7 +48,7 @@ class LocalExecutor:
         """See `Executor.describe`."""
         return {"executor": "local"}
 
-    def unit_size(self, concurrency: int) -> int | None:
+    def unit_size(self, concurrency: int, kind: str) -> int | None:
         """One unit per task: the pool of every problem is drawn before the first cell runs."""
         return None
 
@@ -83,7 +83,7 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
                    help="GPUs per worker, e.g. 1, 2 (tensor parallel) or 0.5 (default: 1 on a cluster with GPUs, else 0)")
     p.add_argument("--ray-unit-size", type=int, dest="ray_unit_size", metavar="P",
                    help="run: problems per work unit, every cell of the chunk on one worker (default: max(8, "
-                        "--concurrency)); label: ignored (units are the label chunks)")
+                        "--concurrency); step-level tasks: 64 solutions); label: ignored (units are its chunks of 16)")
     p.add_argument("--ray-max-attempts", type=int, dest="ray_max_attempts", metavar="A",
                    help=f"a unit that fails or loses its worker this often fails the job (default {X('ray_max_attempts')})")
 

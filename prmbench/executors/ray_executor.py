@@ -34,7 +34,9 @@ from prmbench import __version__
 from prmbench.cache import Cache
 from prmbench.config import ExecutorConfig
 from prmbench.errors import ConfigError, PrmbenchError
-from prmbench.units import GRADE_CHUNK, CellOutput, PolicyFacts, Unit, UnitSolver, build_components
+from prmbench.step_runner import SCORE_CHUNK
+from prmbench.units import (GRADE_CHUNK, SEARCH_UNIT, STEP_UNIT, CellOutput, PolicyFacts, Unit, UnitSolver,
+                            build_components)
 
 RAY_EXTRA = "prmbench[ray]"
 #: Environment variables the workers inherit from the driver (data and model folders, offline mode, threads).
@@ -225,8 +227,13 @@ class RayExecutor:
         """Join (or start) the Ray cluster; create the cache actor and the workers."""
         ray = self.ray = import_ray()
         if not ray.is_initialized():
-            ray.init(address=self.config.ray_address, include_dashboard=False,
-                     runtime_env={"env_vars": worker_env()})
+            try:
+                ray.init(address=self.config.ray_address, include_dashboard=False,
+                         runtime_env={"env_vars": worker_env()})
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                where = self.config.ray_address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+                raise ConfigError(f"cannot start or join the Ray cluster ({where}): {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                                  f"start one with `ray start --head` and pass --ray-address auto (or HOST:6379)") from None
             self.owns_ray = True
         res = ray.cluster_resources()
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 0))
@@ -264,9 +271,12 @@ class RayExecutor:
                 raise e.cause from None
             raise
 
-    def unit_size(self, concurrency: int) -> int:
-        """--ray-unit-size, else enough problems for `concurrency` searches at once (at least GRADE_CHUNK)."""
-        return self.config.ray_unit_size or max(GRADE_CHUNK, concurrency)
+    def unit_size(self, concurrency: int, kind: str = SEARCH_UNIT) -> int:
+        """--ray-unit-size, else enough problems for `concurrency` searches at once (at least
+        GRADE_CHUNK); step-level units: one scoring chunk (SCORE_CHUNK solutions)."""
+        if self.config.ray_unit_size:
+            return self.config.ray_unit_size
+        return SCORE_CHUNK if kind == STEP_UNIT else max(GRADE_CHUNK, concurrency)
 
     def describe(self, concurrency: int) -> dict[str, Any]:
         """run.json's `executor` section: settings, and the cluster's resources when the run started."""

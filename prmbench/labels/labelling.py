@@ -376,7 +376,8 @@ class LabelJob:
                 "status": "running", "task": {**task.identity(), "n_problems": len(problems),
                                               "data_fingerprint": task.data_fingerprint(problems)},
                 "annotators": identities,
-                "executor": {"executor": "local"} if executor is None else executor.describe(1),
+                "executor": {"executor": "local"} if executor is None else {**executor.describe(1),
+                                                                             "unit_size": LABEL_CHUNK},
             }
             write_json_atomic(self.meta_path, meta)
             done = {(r["problem_id"], r["solution_index"]) for path in (self.output, self.dropped_path)
