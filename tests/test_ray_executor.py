@@ -39,6 +39,28 @@ def ray_cluster():
 @pytest.fixture(autouse=True)
 def no_hook(monkeypatch):
     monkeypatch.setattr(RayExecutor, "after_unit", None)
+    monkeypatch.setattr(RayExecutor, "after_dispatch", None)
+
+
+class Killer:
+    """Kills worker processes with SIGKILL (as a lost node or the OOM killer would) right after a
+    unit went to them: `when(dispatch_number, unit)` picks the dispatches. Pids are asked of each
+    worker on its first dispatch (the actor answers `pid` beside a unit in flight)."""
+
+    def __init__(self, when):
+        self.when = when
+        self.dispatches = 0
+        self.killed: list[str] = []
+        self.pids: dict[Any, int] = {}
+
+    def __call__(self, executor: RayExecutor, worker, unit) -> None:
+        self.dispatches += 1
+        if worker not in self.pids:
+            self.pids[worker] = ray.get(worker.pid.remote(), timeout=60)
+        if self.when(self.dispatches, unit):
+            os.kill(self.pids[worker], signal.SIGKILL)
+            self.killed.append(unit.name)
+            self.executor = executor
 
 
 def comparable(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -162,46 +184,40 @@ def test_label_runs_through_the_executor_and_resumes_across_executors(tmp_path, 
 def test_a_worker_killed_mid_run_is_replaced_and_the_records_are_those_of_the_local_run(tmp_path, synthetic_local,
                                                                                          monkeypatch):
     out = tmp_path / "run"
-    seen: dict[str, Any] = {}
+    written: dict[str, str] = {}
 
-    def kill_a_busy_worker(executor: RayExecutor, unit) -> None:  # once the first unit is written
-        if seen:
-            return
-        worker, busy = next(iter(executor.inflight.values()))
-        seen["written"] = {f.parent.name: f.read_text() for f in (out / "cells").glob("*/samples.jsonl")}
-        seen["unit"] = busy.name
-        os.kill(ray.get(worker.pid.remote()), signal.SIGKILL)  # the process dies as on a lost node
-        seen["executor"] = executor
+    def third_unit(n: int, unit) -> bool:  # the first unit is written by then: keep what it wrote
+        if n == 3:
+            written.update({f.parent.name: f.read_text() for f in (out / "cells").glob("*/samples.jsonl")})
+        return n == 3
 
-    monkeypatch.setattr(RayExecutor, "after_unit", kill_a_busy_worker)
+    killer = Killer(third_unit)
+    monkeypatch.setattr(RayExecutor, "after_dispatch", killer)
     logs: list[str] = []
     Runner(synthetic_spec(), build_registry(strict=True), out, log=logs.append, executor=RAY2).run()
-    assert seen["executor"].replaced == 1 and len(seen["executor"].workers) == 2
-    assert any(f"unit {seen['unit']} lost its worker" in m and "retrying" in m for m in logs), logs
+    assert len(killer.killed) == 1 and killer.executor.replaced == 1 and len(killer.executor.workers) == 2
+    assert any(f"unit {killer.killed[0]} lost its worker" in m and "retrying" in m for m in logs), logs
+    assert written and all(text for text in written.values())
     assert comparable(out) == comparable(synthetic_local)
-    for cell, text in seen["written"].items():  # nothing finished was rewritten or lost
+    for cell, text in written.items():  # nothing finished was rewritten or lost
         assert (out / "cells" / cell / "samples.jsonl").read_text().startswith(text)
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
 
 def test_a_unit_that_keeps_losing_its_worker_fails_the_run_with_the_reason(tmp_path, monkeypatch, capsys):
-    def kill_every_busy_worker(executor: RayExecutor, unit) -> None:
-        for worker, _ in list(executor.inflight.values()):
-            try:
-                os.kill(ray.get(worker.pid.remote(), timeout=30), signal.SIGKILL)
-            except (ray.exceptions.RayActorError, ProcessLookupError):
-                pass
-
-    monkeypatch.setattr(RayExecutor, "after_unit", kill_every_busy_worker)
+    killer = Killer(lambda n, unit: unit.index == 1)  # every worker that takes unit synthetic#1 dies
+    monkeypatch.setattr(RayExecutor, "after_dispatch", killer)
     out = tmp_path / "run"
     code = main(["run", "--tasks", "synthetic", "--policy", "synthetic", "--rm", "synthetic_prm", "--strategy",
                  "best_of_n", "--budget", "2", "--limit", "6", "--output", str(out), "--executor", "ray",
-                 "--ray-workers", "2", "--ray-unit-size", "1", "--ray-max-attempts", "2"])
+                 "--ray-workers", "2", "--ray-unit-size", "2", "--ray-max-attempts", "2"])
     err = capsys.readouterr().err
-    assert code == 2
-    assert "lost its Ray worker 2 times" in err and "prmbench: error: unit synthetic#" in err
+    assert code == 2 and killer.killed == ["synthetic#1", "synthetic#1"]
+    assert "prmbench: error: unit synthetic#1 lost its Ray worker 2 times" in err
     assert "Traceback" not in err
     assert json.loads((out / "run.json").read_text())["status"] == "failed: RayWorkerLost"
+    # the unit before it is written; nothing after it is (records stay in problem order)
+    assert [len(f.read_text().splitlines()) for f in (out / "cells").glob("*/samples.jsonl")] == [2]
 
 
 def test_a_component_registered_only_in_the_driver_is_a_clear_error(tmp_path, capsys):

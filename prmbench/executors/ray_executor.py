@@ -204,8 +204,10 @@ class LabelWorker(WorkerBase):
 class RayExecutor:
     """Solves units on Ray actors (see module docstring)."""
 
-    after_unit: ClassVar[Callable[["RayExecutor", Unit], None] | None] = None
-    """Called after each unit was written, once the next unit went out (tests kill workers here)."""
+    after_unit: ClassVar[Callable[["RayExecutor", Any], None] | None] = None
+    """Called after each unit was written, once the next unit went out (tests interrupt here)."""
+    after_dispatch: ClassVar[Callable[["RayExecutor", Any, Any], None] | None] = None
+    """Called with (executor, worker, unit) right after a unit went to a worker (tests kill workers here)."""
 
     def __init__(self, config: ExecutorConfig, payload: Any, cache_path: Path, worker: type[WorkerBase] = RunWorker,
                  log: Callable[[str], None] | None = None):
@@ -309,6 +311,8 @@ class RayExecutor:
             while idle and pending:
                 worker, unit = idle.pop(0), pending.popleft()
                 self.inflight[worker.solve.remote(unit, concurrency)] = (worker, unit)
+                if type(self).after_dispatch is not None:
+                    type(self).after_dispatch(self, worker, unit)  # type: ignore[misc]
 
         def retry(unit: Unit, why: str, error: BaseException) -> None:
             key = (unit.task, unit.index)
