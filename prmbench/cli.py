@@ -53,7 +53,7 @@ EPILOG_RUN = """examples:
       --policy-args gpu_memory_utilization=0.45 --rm code_prm --strategy best_of_n --budget 8
   # on a Ray cluster: one worker per GPU, each owning the policy and the reward models (pip install 'prmbench[ray]')
   ray start --head                      # on the head node; `ray start --address HEAD:6379` on the others
-  prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm math_prm \
+  prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm math_prm \\
       --strategy best_of_n,beam_search --budget 4,16 --executor ray --ray-address auto --ray-gpus-per-worker 1
   # a local Ray instance with two CPU workers (same records as --executor local; resume on either)
   prmbench run ... --executor ray --ray-workers 2 --ray-gpus-per-worker 0
