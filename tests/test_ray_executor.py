@@ -21,6 +21,7 @@ from prmbench.cli import main  # noqa: E402
 from prmbench.config import ExecutorConfig  # noqa: E402
 from prmbench.executors.ray_executor import RayExecutor  # noqa: E402
 from prmbench.plugins import build_registry  # noqa: E402
+from prmbench.results import load_run  # noqa: E402
 from prmbench.runner import RunSpec, Runner  # noqa: E402
 from prmbench.testing.synthetic import SyntheticPolicy  # noqa: E402
 
@@ -129,6 +130,7 @@ def test_tiny_model_matrix_on_two_workers_gives_the_local_records(tmp_path, tiny
     run = json.loads((tmp_path / "ray" / "run.json").read_text())
     assert run["status"] == "complete"
     ex = run["executor"]
+    assert load_run(tmp_path / "ray").info.executor == ex
     assert (ex["executor"], ex["workers"], ex["gpus_per_worker"], ex["unit_size"]) == ("ray", 2, 0.0, 2)
     assert ex["cluster"]["CPU"] == 2 and ex["cluster"]["nodes"] == 1
     assert json.loads((tmp_path / "local" / "run.json").read_text())["executor"] == {"executor": "local"}

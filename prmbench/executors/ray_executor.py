@@ -374,13 +374,14 @@ class RayExecutor:
     def close(self) -> None:
         """Stop the workers (their components first), close the cache, leave a Ray we started."""
         ray = self.ray
-        if ray is None:
+        if ray is None or not ray.is_initialized():  # (a Ray API call would start a local instance)
             return
         try:
             # `close` runs beside a unit still in flight (2 threads per actor): components close, managed
             # servers stop; then the actors go (a unit cut short keeps what it wrote to the cache)
             closing = [w.close.remote() for w in self.workers]
-            ray.wait(closing, num_returns=len(closing), timeout=10 if self.inflight else 60)
+            if closing:
+                ray.wait(closing, num_returns=len(closing), timeout=10 if self.inflight else 60)
             for w in self.workers:
                 ray.kill(w, no_restart=True)
             if self.store is not None:
