@@ -296,6 +296,7 @@ def test_without_ray_the_error_names_the_extra(tmp_path, monkeypatch, capsys):
     (["--executor", "ray", "--ray-workers", "0"], "--ray-workers must be a positive integer"),
     (["--executor", "ray", "--ray-workers", "3"], "do not fit the Ray cluster's 0 GPUs and 2 CPUs"),
     (["--executor", "ray", "--ray-gpus-per-worker", "1"], "do not fit the Ray cluster"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach the Ray cluster at --ray-address 127.0.0.1:1"),
 ])
 def test_bad_executor_flags_are_one_line_errors(tmp_path, capsys, flags, message):
     code = main(["run", "--tasks", "synthetic", "--policy", "synthetic", "--rm", "random", "--strategy", "best_of_n",

@@ -65,6 +65,20 @@ def worker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}
 
 
+def check_reachable(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address that refuses connections is a ConfigError at once
+    (Ray itself would retry for minutes); `auto` and no address are left to Ray."""
+    if not address or address in ("auto", "local") or ":" not in address:
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+        raise ConfigError(f"cannot reach the Ray cluster at --ray-address {address} ({why}); start it there with "
+                          f"`ray start --head`, or pass --ray-address auto on a node of the cluster") from None
+
+
 class CacheStore:
     """The cache actor's body: the run's cache file, opened on the driver's node."""
 
@@ -228,6 +242,7 @@ class RayExecutor:
     def start(self) -> None:
         """Join (or start) the Ray cluster; create the cache actor and the workers."""
         ray = self.ray = import_ray()
+        check_reachable(self.config.ray_address)
         if not ray.is_initialized():
             try:
                 ray.init(address=self.config.ray_address, include_dashboard=False,
