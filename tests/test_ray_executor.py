@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray")  # the dev extra brings Ray; without it only th
 
 from prmbench.cli import main  # noqa: E402
 from prmbench.config import ExecutorConfig  # noqa: E402
-from prmbench.executors.ray_executor import RayExecutor  # noqa: E402
+from prmbench.executors.ray_executor import RayExecutor, WorkerBase  # noqa: E402
 from prmbench.plugins import build_registry  # noqa: E402
 from prmbench.results import load_run  # noqa: E402
 from prmbench.runner import RunSpec, Runner  # noqa: E402
@@ -319,3 +319,56 @@ def test_executor_settings_are_not_part_of_the_config_hash(tmp_path):
     yaml_cfg.write_text("executor: ray\nray_unit_size: 4\n")
     c = build_parser().parse_args([*base, "--config", str(yaml_cfg), "--ray-workers", "2"])
     assert build_executor(c) == ExecutorConfig(executor="ray", ray_workers=2, ray_unit_size=4)
+
+
+class FlakyWorker(WorkerBase):
+    """A worker body whose units raise `fails` times in a row each (counted in the run's cache)."""
+
+    def solve(self, unit, concurrency):  # type: ignore[no-untyped-def]
+        key = f"attempts:{unit.name}"
+        seen = (self.cache.get(key) or 0) + 1
+        self.cache.put_many({key: seen})
+        if seen <= self.payload["fails"]:
+            raise RuntimeError(f"boom in {unit.name} (attempt {seen})")
+        return [f"{unit.name} done"]
+
+
+@pytest.mark.parametrize("fails, attempts", [(1, 3), (3, 3)])
+def test_a_unit_whose_worker_raises_is_retried_then_fails_the_run_with_the_workers_error(tmp_path, fails, attempts):
+    from prmbench.units import Unit
+
+    executor = RayExecutor(ExecutorConfig(executor="ray", ray_workers=2, ray_max_attempts=attempts),
+                           {"fails": fails, "include_paths": ()}, tmp_path / "cache.sqlite", worker=FlakyWorker,
+                           log=lambda m: None)
+    units = [Unit("search", "t", i, (), ()) for i in range(3)]
+    got: list[str] = []
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    executor.start()
+    try:
+        if fails < attempts:  # retried on the next free worker until it succeeds; written in unit order
+            executor.execute(units, 1, lambda u, out: got.append(out), lambda u: None)
+            assert got == ["t#0 done", "t#1 done", "t#2 done"]
+        else:
+            with pytest.raises(RuntimeError, match=r"boom in t#\d \(attempt 3\)") as info:
+                executor.execute(units, 1, lambda u, out: got.append(out), lambda u: None)
+            assert any("failed 3 times on Ray workers" in n for n in info.value.__notes__)
+    finally:
+        executor.close()
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def test_workers_that_cannot_start_fail_the_run_at_once(tmp_path):
+    """An actor whose creation fails (here: its class cannot be imported on the worker, as with a
+    node lacking prmbench) is not retried."""
+    from prmbench.errors import ConfigError
+    from prmbench.units import Unit
+
+    executor = RayExecutor(ExecutorConfig(executor="ray", ray_workers=1), {"fails": 0, "include_paths": ()},
+                           tmp_path / "cache.sqlite", worker=FlakyWorker, log=lambda m: None)
+    executor.start()
+    try:
+        with pytest.raises(ConfigError, match="a Ray worker failed to start"):
+            executor.execute([Unit("search", "t", 0, (), ())], 1, lambda u, out: None, lambda u: None)
+        assert executor.replaced == 0
+    finally:
+        executor.close()

@@ -351,6 +351,9 @@ class RayExecutor:
                 try:
                     outs = ray.get(ref)
                 except lost as e:
+                    if getattr(e, "actor_init_failed", False):  # the worker could not even start: no retry helps
+                        raise ConfigError(f"a Ray worker failed to start: {str(e).splitlines()[0][:500]}; check that "
+                                          f"every node has the same prmbench and dependencies installed") from None
                     self._replace(worker, idle)
                     retry(unit, f"lost its worker ({type(e).__name__})",
                           RayWorkerLost(f"unit {unit.name} lost its Ray worker {self.config.ray_max_attempts} times "
