@@ -180,6 +180,15 @@ def test_label_runs_through_the_executor_and_resumes_across_executors(tmp_path, 
     part.write_text("".join(part.read_text().splitlines(keepends=True)[:10]))
     assert main([*args, "--output", str(part), "--resume", *ray_flags]) == 0
     assert _label_rows(part) == want
+    # stored solutions (--samples): the driver reads them, workers label chunks of 16
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"problem_id": r["problem_id"], "completion": r["text"]}) + "\n"
+                               for r in want))
+    stored = ["label", "--task", "synthetic", "--policy", "synthetic", "--rollouts", "2", "--samples", str(samples)]
+    assert main([*stored, "--output", str(tmp_path / "s_local.jsonl")]) == 0
+    assert main([*stored, "--output", str(tmp_path / "s_ray.jsonl"), *ray_flags]) == 0
+    from_file = _label_rows(tmp_path / "s_local.jsonl")
+    assert len(from_file) == 24 and _label_rows(tmp_path / "s_ray.jsonl") == from_file
 
 
 # -- faults -------------------------------------------------------------------------------------
