@@ -51,6 +51,12 @@ EPILOG_RUN = """examples:
   # prmbench starts and stops the server itself (pip install 'prmbench[vllm]')
   prmbench run --tasks humaneval_plus --policy vllm:Qwen/Qwen2.5-Coder-7B-Instruct \\
       --policy-args gpu_memory_utilization=0.45 --rm code_prm --strategy best_of_n --budget 8
+  # on a Ray cluster: one worker per GPU, each owning the policy and the reward models (pip install 'prmbench[ray]')
+  ray start --head                      # on the head node; `ray start --address HEAD:6379` on the others
+  prmbench run --tasks math500 --policy hf:Qwen/Qwen2.5-Math-1.5B-Instruct --rm math_prm \\
+      --strategy best_of_n,beam_search --budget 4,16 --executor ray --ray-address auto --ray-gpus-per-worker 1
+  # a local Ray instance with two CPU workers (same records as --executor local; resume on either)
+  prmbench run ... --executor ray --ray-workers 2 --ray-gpus-per-worker 0
   # the instant synthetic environment (known per-step correctness)
   prmbench run --tasks synthetic --policy synthetic --rm synthetic_prm,random --strategy best_of_n,mcts --budget 4
 
@@ -92,7 +98,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 # -- run --------------------------------------------------------------------------------------
 RUN_KEYS = {"tasks", "rm", "strategy", "budget", "policy", "limit", "seed", "output", "temperature", "top_p",
             "max_tokens", "budget_unit", "task_args", "rm_args", "strategy_args", "policy_args", "data_file", "include_path",
-            "concurrency"}
+            "concurrency", "executor", "ray_address", "ray_workers", "ray_gpus_per_worker", "ray_unit_size",
+            "ray_max_attempts"}
 
 
 BUILTIN_CONFIGS = Path(__file__).parent / "configs"
@@ -151,15 +158,23 @@ def build_run(args: argparse.Namespace) -> tuple[Any, Path, int | None]:
     return spec, Path(out), concurrency
 
 
+def build_executor(args: argparse.Namespace) -> Any:
+    """The ExecutorConfig of `--executor` and the `--ray-*` flags (or their --config keys; flags win)."""
+    from prmbench.executors import executor_config
+
+    return executor_config(args, _load_config(args.config))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the matrix and print the leaderboard."""
     from prmbench.results import load_run
     from prmbench.runner import Runner
 
     spec, output, concurrency = build_run(args)
+    executor = build_executor(args)
     registry = _registry(spec.include_paths)
     try:
-        Runner(spec, registry, output, resume=args.resume, concurrency=concurrency).run()
+        Runner(spec, registry, output, resume=args.resume, concurrency=concurrency, executor=executor).run()
     except KeyboardInterrupt:
         print(f"\ninterrupted: every finished problem is kept in {output}; continue with the same command "
               f"plus --output {output} --resume", file=sys.stderr)
@@ -520,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, metavar="K",
                    help="problems of a cell searched at once, their model calls batched together; records are "
                         "the same at any K (default: the policy's: 16 for hf and replay, 8 for openai, 64 for vllm/sglang, 1 for transformers-serve and others)")
+    from prmbench.executors import add_executor_arguments
+
+    add_executor_arguments(p)
     p.add_argument("--output", metavar="DIR", help="run directory (default runs/run-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --output: same flags, data, "
                    "models/replay file and prmbench version, else exit 2 naming what differs")

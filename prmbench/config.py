@@ -162,6 +162,59 @@ def parse_budgets(text: str | int | float | Iterable[Any]) -> tuple[int, ...]:
 RunSpec = RunConfig
 """The former name of `RunConfig` (kept for plugins, scripts and other branches)."""
 
+EXECUTORS = ("local", "ray")
+EXECUTOR_OPTIONS = ("executor", "ray_address", "ray_workers", "ray_gpus_per_worker", "ray_unit_size", "ray_max_attempts")
+"""Flag-named options of `ExecutorConfig` (`--executor`, `--ray-*`; also `--config` YAML keys)."""
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """Where a run's work executes: in this process (`local`) or on a Ray cluster (`ray`).
+
+    The single source of the executor defaults (CLI, `--config` YAML, Python API). Like
+    `--concurrency`, it is not part of `RunConfig` or its hash: records are the same on every
+    executor, so a run started on one may be resumed on the other.
+    """
+
+    executor: str = "local"
+    ray_address: str | None = None  # None: start a local Ray instance; "auto": the cluster this node joined
+    ray_workers: int | None = None  # None: cluster GPUs // ray_gpus_per_worker, or 1 on a cluster without GPUs
+    ray_gpus_per_worker: float | None = None  # None: 1 on a cluster with GPUs, else 0
+    ray_unit_size: int | None = None  # problems per work unit; None: max(8, the run's concurrency)
+    ray_max_attempts: int = 3  # a unit that fails (or whose worker dies) this often fails the run
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of field `name` (for help texts)."""
+        return cls.__dataclass_fields__[name].default
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "ExecutorConfig":
+        """A validated executor config from flag-named options (absent or None: the defaults)."""
+        opts = {k: v for k, v in options.items() if k in EXECUTOR_OPTIONS and v is not None}
+        cfg = cls(**opts)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Reject unknown executors and non-positive sizes, naming the flag and the fix."""
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)} (got {self.executor!r})")
+        for flag, value in (("--ray-workers", self.ray_workers), ("--ray-unit-size", self.ray_unit_size),
+                            ("--ray-max-attempts", self.ray_max_attempts)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{flag} must be a positive integer (got {value!r})")
+        g = self.ray_gpus_per_worker
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or g < 0):
+            raise ConfigError(f"--ray-gpus-per-worker must be a number >= 0, e.g. 1 or 0.5 (got {g!r})")
+        ray_only = [f"--{n.replace('_', '-')}" for n in EXECUTOR_OPTIONS[1:-1] if getattr(self, n) is not None]
+        if self.executor != "ray" and ray_only:
+            raise ConfigError(f"{', '.join(ray_only)} only apply to --executor ray; add --executor ray or drop them")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-compatible form (run.json's `executor` section adds what the cluster provided)."""
+        return asdict(self)
+
 
 def _number(value: Any, kind: type, flag: str) -> Any:
     if value is None:

@@ -118,6 +118,7 @@ class RunInfo:
     created: str | None = None
     finished: str | None = None
     concurrency: int | None = None
+    executor: Mapping[str, Any] = field(default_factory=dict)  # {"executor": "local"} or ray's workers and cluster
     versions: Mapping[str, Any] = field(default_factory=dict)
     git: Mapping[str, Any] = field(default_factory=dict)
     hardware: Mapping[str, Any] = field(default_factory=dict)

@@ -145,14 +145,6 @@ def plan_step_cells(tasks: Mapping[str, StepTask], rms: Mapping[str, RewardModel
     return StepPlan(tasks=dict(tasks), items=items, info=info, cells=cells)
 
 
-def run_step_cells(plan: StepPlan, task_name: str, rms: Mapping[str, RewardModel], cells_dir: Path, cache: Cache,
-                   progress: Callable[[int, str], Any] | None = None, log: Callable[[str], None] | None = None) -> None:
-    """Run the plan's cells of one task (one cell per reward model) into `cells_dir`."""
-    for cell in (c for c in plan.cells if c.task == task_name):
-        run_step_cell(cells_dir / cell.id, cell, plan.tasks[task_name], rms[cell.rm], plan.items[task_name],
-                      cache, progress, log)
-
-
 def task_info(task: StepTask, items: Sequence[StepItem], n_available: int) -> dict[str, Any]:
     """The task's entry in run.json (version, data fingerprint, sizes, identity, kind)."""
     return {"version": task.version, "data_fingerprint": task.data_fingerprint(), "n_problems": len(items),
@@ -187,8 +179,7 @@ def run_step_cell(cell_dir: Path, cell: StepCell, task: StepTask, rm: RewardMode
     cell_dir.mkdir(parents=True, exist_ok=True)
     samples = cell_dir / SAMPLES_FILE
     order = {it.id: i for i, it in enumerate(items)}
-    records = [r for r in _read_done(samples) if r.get("problem_id") in order]
-    done = {r["problem_id"] for r in records}
+    done = {r["problem_id"] for r in _read_done(samples) if r.get("problem_id") in order}
     todo = [it for it in items if it.id not in done]
     bar = progress(len(items), cell.id) if progress else None
     if bar is not None:
@@ -198,11 +189,21 @@ def run_step_cell(cell_dir: Path, cell: StepCell, task: StepTask, rm: RewardMode
             f.write("".join(_dumps(r) + "\n" for r in chunk))
             f.flush()
             os.fsync(f.fileno())
-            records.extend(chunk)
             if bar is not None:
                 bar.update(len(chunk))
     if bar is not None:
         bar.close()
+    return finish_step_cell(cell_dir, cell, task, items, log)
+
+
+def finish_step_cell(cell_dir: Path, cell: StepCell, task: StepTask, items: Sequence[StepItem],
+                     log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate the records written in `cell_dir` (in item order; a threshold calibrated on them
+    rewrites their predictions) and write the cell's metrics; returns them."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    samples = cell_dir / SAMPLES_FILE
+    order = {it.id: i for i, it in enumerate(items)}
+    records = [r for r in _read_done(samples) if r.get("problem_id") in order]
     records.sort(key=lambda r: order[r["problem_id"]])
     final, metrics = task.evaluate(records)
     if final != records:  # predictions at a threshold calibrated on the records themselves

@@ -30,6 +30,14 @@ grep -q "prmbenchReport" syn.html && grep -q "trees" syn.html
 # Monte Carlo step labels from the wheel (prmbench.labels), read back by the label readers
 "$work/venv/bin/prmbench" label --task synthetic --policy synthetic --rollouts 2 --limit 3 --output lab/l.jsonl 2> lab.log
 "$work/venv/bin/python" -c "from prmbench.labels.readers import read_labels; assert len(list(read_labels('prmbench:lab/l.jsonl'))) == 3"
+# the executors ship (prmbench.executors); without the ray extra, --executor ray names it (exit 2)
+"$work/venv/bin/python" -c "import prmbench.executors.ray_executor"
+set +e
+"$work/venv/bin/prmbench" run --tasks synthetic --policy synthetic --rm random --strategy best_of_n --budget 2 \
+  --limit 2 --output rayless --executor ray 2> ray.log
+code=$?
+set -e
+[ "$code" = 2 ] && grep -q "prmbench\[ray\]" ray.log || { cat ray.log; exit 1; }
 # the training stage ships too (prmbench.training, prmbench.similarity)
 "$work/venv/bin/python" -c "import prmbench.training.train_prm, prmbench.training.plot_training, prmbench.similarity"
 "$work/venv/bin/prmbench" train-prm --help | grep -q -- --backbone

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-import prmbench.runner as runner_mod
 from prmbench.plugins import build_registry
 from prmbench.registry import Entry
 from prmbench.results import load_run
@@ -84,7 +83,7 @@ def test_records_identical_at_concurrency_1_and_16_for_every_strategy(tmp_path, 
 
 
 def test_interrupted_concurrent_cell_resumes_to_the_same_records(tmp_path, registry, monkeypatch):
-    monkeypatch.setattr(runner_mod, "GRADE_CHUNK", 3)
+    monkeypatch.setattr("prmbench.units.GRADE_CHUNK", 3)  # the solver of work units grades in chunks
     spec = synthetic_spec(rms=("synthetic_prm",), strategies=("beam_search", "mcts"), limit=20)
     want = comparable(Runner(spec, registry, tmp_path / "ref", log=lambda m: None, concurrency=1).run())
     total = CountingSynthetic.rows  # samples the whole run draws (the same at any concurrency)

@@ -197,7 +197,7 @@ def test_resume_continues_without_recomputing(tmp_path: Path, monkeypatch: pytes
     full = LabelJob(spec, reg, tmp_path / "full.jsonl").run()
     monkeypatch.setattr(labelling, "LABEL_CHUNK", 4)
     part = tmp_path / "part.jsonl"
-    original = labelling.LabelJob._label_chunk
+    original = labelling.LabelSolver.label
     calls = {"n": 0}
 
     def flaky(self, *a, **k):  # type: ignore[no-untyped-def]
@@ -206,7 +206,7 @@ def test_resume_continues_without_recomputing(tmp_path: Path, monkeypatch: pytes
             raise _Interrupt("killed")
         return original(self, *a, **k)
 
-    monkeypatch.setattr(labelling.LabelJob, "_label_chunk", flaky)
+    monkeypatch.setattr(labelling.LabelSolver, "label", flaky)
     with pytest.raises(_Interrupt):
         LabelJob(spec, reg, part).run()
     assert len(_rows(part)) == 8
@@ -214,7 +214,7 @@ def test_resume_continues_without_recomputing(tmp_path: Path, monkeypatch: pytes
     # a torn last line (a crash mid-write) is cut and that solution relabelled
     with open(part, "a") as f:
         f.write('{"problem_id": "synthetic/8", "solut')
-    monkeypatch.setattr(labelling.LabelJob, "_label_chunk", original)
+    monkeypatch.setattr(labelling.LabelSolver, "label", original)
     generated: list[int] = []
     real_generate = type(reg.build("policy", "synthetic")).generate
 

@@ -20,6 +20,7 @@ def test_run_info_and_records_round_trip(tmp_path):
     run = load_run(Runner(spec, build_registry(strict=True), tmp_path / "run", log=lambda m: None, concurrency=2).run())
     info = run.info
     assert info.status == "complete" and info.concurrency == 2 and info.config_hash == spec.hash()
+    assert info.executor == {"executor": "local"} and "executor" not in info.extra
     assert [c.id for c in info.cells] == [c.id for c in run.cells] and info.tasks["synthetic"]["n_problems"] == 3
     assert info.versions["prmbench"] and "cpu_count" in info.hardware
     for cell in run.cells:

@@ -188,7 +188,6 @@ def test_scores_are_not_shared_between_tasks_with_the_same_ids(registry, tmp_pat
 
 # -- item 12: grades cached across an interruption ------------------------------------------------
 def test_resumed_run_does_not_regrade(registry, shared_data_dir, tmp_path, monkeypatch):
-    import prmbench.runner as runner_mod
     from prmbench.tasks.math500 import Math500Task
 
     pool = tmp_path / "pool.jsonl"
@@ -203,8 +202,10 @@ def test_resumed_run_does_not_regrade(registry, shared_data_dir, tmp_path, monke
         return real(self, items)
 
     monkeypatch.setattr(Math500Task, "grade_many", spy)
-    monkeypatch.setattr(runner_mod, "GRADE_CHUNK", 4)
-    real_record = Runner._record
+    monkeypatch.setattr("prmbench.units.GRADE_CHUNK", 4)  # the solver of work units grades in chunks
+    from prmbench.units import UnitSolver
+
+    real_record = UnitSolver._record
     calls = {"n": 0}
 
     def crash_after_grading(self, *a, **k):  # type: ignore[no-untyped-def]
@@ -213,11 +214,11 @@ def test_resumed_run_does_not_regrade(registry, shared_data_dir, tmp_path, monke
             raise KeyboardInterrupt
         return real_record(self, *a, **k)
 
-    monkeypatch.setattr(Runner, "_record", crash_after_grading)
+    monkeypatch.setattr(UnitSolver, "_record", crash_after_grading)
     with pytest.raises(KeyboardInterrupt):
         Runner(spec, registry, tmp_path / "run").run()
     assert len(graded) == LIMIT and len(load_run(tmp_path / "run").cells[0].records) == 4
-    monkeypatch.setattr(Runner, "_record", real_record)
+    monkeypatch.setattr(UnitSolver, "_record", real_record)
     Runner(spec, registry, tmp_path / "run", resume=True).run()
     assert len(graded) == len(set(graded)) == LIMIT  # nothing graded twice
     recs = load_run(tmp_path / "run").cells[0].records

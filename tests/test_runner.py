@@ -106,7 +106,6 @@ def test_matrix_accuracy_matches_direct_grading(spec, registry, pool, tmp_path):
 def test_chosen_solutions_are_graded_in_chunks(spec, registry, tmp_path, monkeypatch):
     """The runner grades each chunk's chosen solutions with one `Task.grade_many` call (code
     tasks judge them in parallel), and the records equal one-at-a-time grading."""
-    import prmbench.runner as runner_mod
     from prmbench.tasks.math500 import Math500Task
 
     sizes: list[int] = []
@@ -116,7 +115,7 @@ def test_chosen_solutions_are_graded_in_chunks(spec, registry, tmp_path, monkeyp
         sizes.append(len(items))
         return real(self, items)
 
-    monkeypatch.setattr(runner_mod, "GRADE_CHUNK", 3)
+    monkeypatch.setattr("prmbench.units.GRADE_CHUNK", 3)  # the solver of work units grades in chunks
     monkeypatch.setattr(Math500Task, "grade_many", spy)
     one = dataclasses.replace(spec, rms=("random",), strategies=("best_of_n",), budgets=(4,))
     out = Runner(one, registry, tmp_path / "run").run()

@@ -20,6 +20,8 @@ EPILOG_LABEL = """examples:
   prmbench label --task math500 --policy hf:/models/m --samples gens.jsonl --rollouts 8 --output l.jsonl
   # ASLAF: three annotators, keep the solutions whose first error all three place alike
   prmbench label --task math500 --policy hf:/models/a,hf:/models/b,hf:/models/c --consensus all --output l.jsonl
+  # on a Ray cluster: chunks of 16 solutions per worker, each worker owning the annotators (pip install 'prmbench[ray]')
+  prmbench label --task math500 --policy hf:Qwen/Qwen2.5-Math-7B-Instruct --rollouts 16 --executor ray --ray-address auto
   # continue an interrupted labelling (same flags)
   prmbench label ... --output labels.jsonl --resume
 
@@ -58,8 +60,11 @@ def cmd_label(args: argparse.Namespace) -> int:
     spec.validate()
     registry = _registry(spec.include_paths)
     output = Path(args.output or f"labels/labels-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.jsonl")
+    from prmbench.executors import executor_config
+
+    executor = executor_config(args)
     try:
-        LabelJob(spec, registry, output, resume=args.resume).run()
+        LabelJob(spec, registry, output, resume=args.resume, executor=executor).run()
     except KeyboardInterrupt:
         print(f"\ninterrupted: every labelled solution is kept in {output}; continue with the same command "
               f"plus --resume", file=sys.stderr)
@@ -103,6 +108,9 @@ def add_parsers(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--task-args", metavar="K=V[,K=V]", help="task arguments")
     p.add_argument("--policy-args", metavar="K=V[,K=V]", help="arguments for every annotator policy")
     p.add_argument("--include-path", action="append", metavar="DIR", help="folder of your own YAML presets (repeatable)")
+    from prmbench.executors import add_executor_arguments
+
+    add_executor_arguments(p)
     p.set_defaults(func=cmd_label)
 
     p = sub.add_parser("label-merge", help="mix label sets (own, PRM800K, Math-Shepherd, ProcessBench) with dedup",

@@ -28,9 +28,10 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from prmbench.cache import Cache
+from prmbench.config import ExecutorConfig
 from prmbench.context import GenParams
 from prmbench.errors import ConfigError, DataError
 from prmbench.evaluate import ID_FIELDS, TEXT_FIELDS, problem_of
@@ -208,13 +209,97 @@ def totals(output: Path) -> dict[str, Any]:
             "generated_tokens": sum(r["spend"]["generated_tokens"] for r in rows)}
 
 
+@dataclass(frozen=True)
+class LabelUnit:
+    """A chunk of labelling work: problems whose first annotator writes `solutions` solutions each
+    (those not in `done`), or stored solutions (a samples file's). Units are written in `index` order."""
+
+    index: int
+    problems: tuple[Problem, ...] = ()
+    solutions: tuple[Solution, ...] = ()
+    done: frozenset[tuple[str, int]] = frozenset()
+    task: str = "labels"
+
+    @property
+    def name(self) -> str:
+        """`labels#INDEX`, for messages."""
+        return f"{self.task}#{self.index}"
+
+
+@dataclass(frozen=True)
+class LabelOutput:
+    """A unit's rows: those kept and those the consensus rule dropped; solutions labelled, empty ones skipped."""
+
+    kept: tuple[dict[str, Any], ...]
+    dropped: tuple[dict[str, Any], ...]
+    labelled: int
+    skipped: int
+
+
+class LabelSolver:
+    """Labels units with the spec's task, annotator policies and a cache (on the driver, or on a
+    Ray worker that built its own)."""
+
+    def __init__(self, spec: LabelSpec, registry: Registry, cache: Any):
+        task_args = dict(spec.task_args)
+        if spec.data_file:
+            task_args["data_file"] = spec.data_file
+        self.spec = spec
+        self.task: Task = registry.build("task", spec.task, task_args)
+        self.policies = {name: registry.build("policy", name, spec.policy_args) for name in spec.policies}
+        for name, pol in self.policies.items():
+            if not pol.supports_stepwise:
+                raise ConfigError(f"policy {name!r} serves only whole stored solutions, but rollouts continue step "
+                                  f"prefixes; use a live policy (hf:MODEL, ...). Stored solutions to label go in --samples")
+        self.grader = Grader(self.task, cache)
+        gen = GenParams(spec.temperature, spec.top_p, spec.max_tokens)
+        self.labellers = [MonteCarloLabeller(name, self.task, pol, cache, gen, spec.seed, spec.rollouts, spec.search,
+                                             self.grader) for name, pol in self.policies.items()]
+
+    def identities(self) -> list[dict[str, Any]]:
+        """The annotators' identities (the meta file's `annotators`)."""
+        return [lab.identity() for lab in self.labellers]
+
+    def solve(self, unit: LabelUnit) -> LabelOutput:
+        """The unit's rows, in solution order."""
+        return self.label(self.solutions(unit))
+
+    def solutions(self, unit: LabelUnit) -> list[Solution]:
+        """The unit's solutions still to label: stored ones, or the first annotator's (not in `done`)."""
+        if not unit.problems:
+            return list(unit.solutions)
+        sols = self.labellers[0].generate_solutions(unit.problems, self.spec.solutions)
+        return [s for s in sols if (s.problem.id, s.index) not in unit.done]
+
+    def label(self, chunk: Sequence[Solution]) -> LabelOutput:
+        """Rows of `chunk`: every annotator's rollouts, graded together (empty solutions are skipped)."""
+        empty = sum(not sol.steps for sol in chunk)
+        chunk = [sol for sol in chunk if sol.steps]
+        correct = self.grader.correct([(sol.problem, sol.text) for sol in chunk])
+        per = {lab.name: lab.annotate(chunk, correct) for lab in self.labellers}
+        identities = self.identities()
+        kept, dropped = [], []
+        for j, sol in enumerate(chunk):
+            row, keep = _row(self.task, sol, correct[j], {name: anns[j] for name, anns in per.items()},
+                             identities, self.spec.consensus)
+            (kept if keep else dropped).append(row)
+        return LabelOutput(tuple(kept), tuple(dropped), len(chunk) + empty, empty)
+
+    def close(self) -> None:
+        """Close the task and the policies."""
+        for comp in [self.task, *self.policies.values()]:
+            comp.close()
+
+
 class LabelJob:
-    """Runs a LabelSpec into a label file (see module docstring)."""
+    """Runs a LabelSpec into a label file (see module docstring), on the local or the Ray executor."""
 
     def __init__(self, spec: LabelSpec, registry: Registry, output: Path, resume: bool = False,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, executor: ExecutorConfig | None = None):
         spec.validate()
         self.spec, self.registry, self.output, self.resume = spec, registry, Path(output), resume
+        self.executor_config = executor or ExecutorConfig()
+        self.executor_config.validate()
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.meta_path = sidecar(self.output, "meta.json")
         self.dropped_path = sidecar(self.output, "dropped.jsonl")
@@ -237,78 +322,103 @@ class LabelJob:
             raise ConfigError(f"cannot write --output {self.output}: {e.strerror or e}; choose a writable path") from e
         return None
 
-    def _solutions(self, task: Task, labellers: Sequence[MonteCarloLabeller], all_problems: Sequence[Problem],
-                   problems: Sequence[Problem], done: set[tuple[str, int]]) -> Iterator[list[Solution]]:
-        """Chunks of solutions still to label: of `problems` (the first --limit of `all_problems`),
-        from the samples file (whose ids are checked against all problems), or from the first annotator."""
+    def _units(self, task: Task, all_problems: Sequence[Problem], problems: Sequence[Problem],
+               done: set[tuple[str, int]]) -> list[LabelUnit]:
+        """The work still to do, in chunks: solutions of `problems` (the first --limit of
+        `all_problems`) from the samples file (whose ids are checked against all problems), or
+        problems whose first annotator writes the solutions."""
         if self.spec.samples:
             chosen = {p.id for p in problems}
             sols = [s for s in read_solutions(task, all_problems, self.spec.samples) if s.problem.id in chosen]
             todo = [s for s in sols if (s.problem.id, s.index) not in done]
-            for i in range(0, len(todo), LABEL_CHUNK):
-                yield todo[i:i + LABEL_CHUNK]
-            return
+            return [LabelUnit(i // LABEL_CHUNK, solutions=tuple(todo[i:i + LABEL_CHUNK]))
+                    for i in range(0, len(todo), LABEL_CHUNK)]
         per = self.spec.solutions
         pending = [p for p in problems if any((p.id, j) not in done for j in range(per))]
         step = max(1, LABEL_CHUNK // per)
-        for i in range(0, len(pending), step):
-            sols = labellers[0].generate_solutions(pending[i:i + step], per)
-            yield [s for s in sols if (s.problem.id, s.index) not in done]
+        return [LabelUnit(i // step, problems=tuple(part), done=frozenset(d for d in done if d[0] in {p.id for p in part}))
+                for i in range(0, len(pending), step) for part in [pending[i:i + step]]]
 
     def run(self) -> Path:
         """Label every solution; returns the output path."""
         s = self.spec
         old = self._prepare()
-        task_args = dict(s.task_args)
-        if s.data_file:
-            task_args["data_file"] = s.data_file
-        task = self.registry.build("task", s.task, task_args)
-        policies = {name: self.registry.build("policy", name, s.policy_args) for name in s.policies}
-        for name, pol in policies.items():
-            if not pol.supports_stepwise:
-                raise ConfigError(f"policy {name!r} serves only whole stored solutions, but rollouts continue step "
-                                  f"prefixes; use a live policy (hf:MODEL, ...). Stored solutions to label go in --samples")
-        warn_if_test_split(task, self.log)
-        all_problems = task.load()
-        if not all_problems:
-            raise ConfigError(f"task {s.task!r} loaded no problems; check its data file")
-        problems = all_problems[: s.limit] if s.limit else all_problems
-        cache = Cache(sidecar(self.output, "cache.sqlite"))
-        grader = Grader(task, cache)
-        gen = GenParams(s.temperature, s.top_p, s.max_tokens)
-        labellers = [MonteCarloLabeller(name, task, pol, cache, gen, s.seed, s.rollouts, s.search, grader)
-                     for name, pol in policies.items()]
-        identities = [lab.identity() for lab in labellers]
-        meta: dict[str, Any] = {
-            "kind": "prmbench-labels", "config": s.to_json(), "config_hash": s.hash(),
-            "created": (old or {}).get("created") or _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "status": "running", "task": {**task.identity(), "n_problems": len(problems),
-                                          "data_fingerprint": task.data_fingerprint(problems)},
-            "annotators": identities,
-        }
-        write_json_atomic(self.meta_path, meta)
-        done = {(r["problem_id"], r["solution_index"]) for path in (self.output, self.dropped_path)
-                for r in _existing(path)}
-        if done:
-            self.log(f"resuming: {len(done)} solutions already labelled")
-        n_new = 0
+        cache_path = sidecar(self.output, "cache.sqlite")
+        on_ray = self.executor_config.executor == "ray"
+        executor: Any = None
+        cache: Any = None
+        solver: LabelSolver | None = None
+        task: Task | None = None
+        meta: dict[str, Any] = {}
         try:
-            with open(self.output, "a") as kept_f, open(self.dropped_path, "a") as drop_f:
-                for chunk in self._solutions(task, labellers, all_problems, problems, done):
-                    kept, dropped = self._label_chunk(task, labellers, identities, grader, chunk)
-                    _append(kept_f, kept)
-                    _append(drop_f, dropped)
-                    n_new += len(chunk)
-                    self.log(f"labelled {len(done) + n_new} solutions ({len(dropped)} dropped in this chunk)")
-        except BaseException as e:
-            meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else f"failed: {type(e).__name__}"
-            meta["totals"] = totals(self.output)
+            if on_ray:  # the workers build the policies; the driver only the task (its problems and identity)
+                from prmbench.executors.ray_executor import LabelWorker, RayExecutor
+
+                task_args = dict(s.task_args)
+                if s.data_file:
+                    task_args["data_file"] = s.data_file
+                task = self.registry.build("task", s.task, task_args)
+                executor = RayExecutor(self.executor_config, s, cache_path, worker=LabelWorker, log=self.log)
+                executor.start()
+                identities = executor.ask("identities")
+            else:
+                cache = Cache(cache_path)
+                solver = LabelSolver(s, self.registry, cache)
+                task, identities = solver.task, solver.identities()
+            warn_if_test_split(task, self.log)
+            all_problems = task.load()
+            if not all_problems:
+                raise ConfigError(f"task {s.task!r} loaded no problems; check its data file")
+            problems = all_problems[: s.limit] if s.limit else all_problems
+            meta = {
+                "kind": "prmbench-labels", "config": s.to_json(), "config_hash": s.hash(),
+                "created": (old or {}).get("created") or _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                "status": "running", "task": {**task.identity(), "n_problems": len(problems),
+                                              "data_fingerprint": task.data_fingerprint(problems)},
+                "annotators": identities,
+                "executor": {"executor": "local"} if executor is None else {**executor.describe(1),
+                                                                             "unit_size": LABEL_CHUNK},
+            }
             write_json_atomic(self.meta_path, meta)
+            done = {(r["problem_id"], r["solution_index"]) for path in (self.output, self.dropped_path)
+                    for r in _existing(path)}
+            if done:
+                self.log(f"resuming: {len(done)} solutions already labelled")
+            units = self._units(task, all_problems, problems, done)
+            with open(self.output, "a") as kept_f, open(self.dropped_path, "a") as drop_f:
+                n_new = [0]
+
+                def emit(unit: LabelUnit, out: LabelOutput) -> None:
+                    _append(kept_f, out.kept)
+                    _append(drop_f, out.dropped)
+                    n_new[0] += out.labelled
+                    if out.skipped:
+                        self.log(f"skipped {out.skipped} empty solution(s): no step to label")
+                    self.log(f"labelled {len(done) + n_new[0]} solutions ({len(out.dropped)} dropped in this chunk)")
+
+                if executor is None:
+                    assert solver is not None
+                    for unit in units:
+                        emit(unit, solver.solve(unit))
+                else:
+                    executor.execute(units, 1, emit, lambda unit: None)
+        except BaseException as e:
+            if meta:
+                meta["status"] = "interrupted" if isinstance(e, KeyboardInterrupt) else f"failed: {type(e).__name__}"
+                meta["totals"] = totals(self.output)
+                write_json_atomic(self.meta_path, meta)
             raise
         finally:
-            cache.close()
-            for comp in [task, *policies.values()]:
-                comp.close()
+            try:
+                if executor is not None:
+                    executor.close()
+            finally:
+                if cache is not None:
+                    cache.close()
+                if solver is not None:
+                    solver.close()
+                elif task is not None:
+                    task.close()
         meta["status"] = "complete"
         meta["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
         meta["totals"] = totals(self.output)
@@ -318,22 +428,8 @@ class LabelJob:
                  f"label cost {t['label_flops']:.3g} FLOPs -> {self.output}")
         return self.output
 
-    def _label_chunk(self, task: Task, labellers: Sequence[MonteCarloLabeller], identities: Sequence[Mapping[str, Any]],
-                     grader: Grader, chunk: Sequence[Solution]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        empty = sum(not sol.steps for sol in chunk)
-        if empty:
-            self.log(f"skipped {empty} empty solution(s): no step to label")
-        chunk = [sol for sol in chunk if sol.steps]
-        correct = grader.correct([(sol.problem, sol.text) for sol in chunk])
-        per = {lab.name: lab.annotate(chunk, correct) for lab in labellers}
-        kept, dropped = [], []
-        for j, sol in enumerate(chunk):
-            row, keep = _row(task, sol, correct[j], {name: anns[j] for name, anns in per.items()},
-                             identities, self.spec.consensus)
-            (kept if keep else dropped).append(row)
-        return kept, dropped
 
-
-def label(spec: LabelSpec, registry: Registry, output: str | Path, resume: bool = False) -> Path:
+def label(spec: LabelSpec, registry: Registry, output: str | Path, resume: bool = False,
+          executor: ExecutorConfig | None = None) -> Path:
     """Python API: run `spec` into the label file `output` (see LabelJob)."""
-    return LabelJob(spec, registry, Path(output), resume=resume).run()
+    return LabelJob(spec, registry, Path(output), resume=resume, executor=executor).run()
