@@ -47,21 +47,15 @@ def records(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def timed_run(spec: RunSpec, out: Path, k: int) -> tuple[float, dict[str, float]]:
-    """Wall seconds of one run at concurrency k, and of its phases: the sample pool and each
-    strategy's cell (from the times of the runner's log lines, which end each phase)."""
-    marks: list[tuple[float, str]] = []
+    """Wall seconds of one run at concurrency k, and of its two phases: the shared sample pool
+    (until the runner logs it ready) and the rest (searches, grading, records)."""
+    marks: list[float] = []
     t0 = time.perf_counter()
-    Runner(spec, build_registry(), out, log=lambda m: marks.append((time.perf_counter(), m)), concurrency=k).run()
+    Runner(spec, build_registry(), out, log=lambda m: marks.append(time.perf_counter()) if "pool of" in m else None,
+           concurrency=k).run()
     total = time.perf_counter() - t0
-    phases: dict[str, float] = {}
-    last = t0
-    for t, msg in marks:
-        head = msg.split(":")[0]
-        name = "pool" if "pool of" in msg else head.split("--")[2] if head.count("--") >= 3 else None
-        if name:
-            phases[name] = phases.get(name, 0.0) + t - last
-            last = t
-    return total, phases
+    pool = (marks[0] - t0) if marks else 0.0
+    return total, {"pool": pool, "search": total - pool}
 
 
 def bench_concurrency(model: Path, data: Path, work: Path, problems: int, k: int, repeats: int,
