@@ -68,7 +68,24 @@ def test_quick_lab_end_to_end_and_resume(tmp_path, capsys):
     assert 1 <= len(labels) <= 6 and all(len(r["annotators"]) == 2 for r in labels)
     assert {r["problem_id"] for r in labels} <= {f"lab_math/train/{i}" for i in range(6)}
     times = json.loads((out / "lab_times.json").read_text())
-    assert set(times) == {"policies", "labels", "prms", "stepeval", "search", "summary"}
+    assert set(times) == {"policies", "labels", "prms", "stepeval", "search", "similarity", "summary"}
+    # The filtered training set is the rows both annotators agree on, verbatim.
+    rows = (out / "labels" / "lab_math.jsonl").read_text().splitlines()
+    kept = (out / "labels" / "lab_math-filtered.jsonl").read_text().splitlines()
+    assert kept == [r for r in rows if json.loads(r)["consensus"]["agree"]]
+    # PRMs come from train-prm (its record, complete) on the label file named by the PRM.
+    for name, folder in summary["prms"].items():
+        record = json.loads((Path(folder) / "prmbench_training.json").read_text())
+        assert record["status"] == "complete" and record["steps"] == 10
+        [src] = record["data"]
+        assert src["path"].endswith("-filtered.jsonl") == name.endswith("_filtered")
+    # Table 2: S for the four pairs under both reference models, recomputable from similarity.json.
+    sim = json.loads((out / "similarity.json").read_text())
+    assert set(sim["S"]) == {"lab_math_policy_a", "lab_code_policy_a"} and summary["similarity"] == sim
+    assert all(len(per) == 4 for per in sim["S"].values())
+    assert {f.name for f in (out / "figures").iterdir()} >= {
+        "accuracy_vs_budget_lab_math.png", "accuracy_vs_wall_time_lab_code.png", "bon_per_training_set.png",
+        "prm_size_flops.png"}
     models = sorted((out / "models").iterdir())
     assert sum(1 for m in models if m.name.startswith("policy-")) == 4
     stamps = {m.name: (m / "model.safetensors").stat().st_mtime_ns for m in models if m.name.startswith("policy-")}
@@ -76,7 +93,7 @@ def test_quick_lab_end_to_end_and_resume(tmp_path, capsys):
     # A second run re-trains and re-runs nothing.
     assert main(["lab", "--quick", "--output", str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.count("done before, skipped") == 6
+    assert err.count("done before, skipped") == 7
     assert stamps == {m.name: (m / "model.safetensors").stat().st_mtime_ns
                       for m in (out / "models").iterdir() if m.name.startswith("policy-")}
     # Another configuration in the same folder is refused with the fix.
