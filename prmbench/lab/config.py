@@ -25,9 +25,9 @@ class PRMSpec:
     domain: str
     backbone: int = 0
     filtered: bool = False
-    steps: int = 300
+    steps: int = 200
     batch: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-4
 
     @property
     def name(self) -> str:

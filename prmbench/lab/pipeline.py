@@ -31,6 +31,14 @@ POLICY_ARGS = {"device": "cpu", "dtype": "float32", "batch_size": 64}
 SEARCH_CONCURRENCY = 16
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (the training workers)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _log(msg: str) -> None:
     print(f"lab: {msg}", file=sys.stderr, flush=True)
 
@@ -74,12 +82,14 @@ class Lab:
                 _log(f"stage {name}: done before, skipped")
                 continue
             _log(f"stage {name} ...")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu_seconds()
             self.state["done"][name] = steps[name]()
             self.state["times"][name] = round(time.perf_counter() - t0, 2)
+            self.state.setdefault("cpu_times", {})[name] = round(_cpu_seconds() - c0, 2)
             self._save()
-            _log(f"stage {name}: {self.state['times'][name]:.1f} s")
+            _log(f"stage {name}: {self.state['times'][name]:.1f} s wall, {self.state['cpu_times'][name]:.1f} s CPU")
         write_json_atomic(self.out / "lab_times.json", self.state["times"])
+        write_json_atomic(self.out / "lab_cpu_times.json", self.state.get("cpu_times", {}))
         return json.loads((self.out / "lab_summary.json").read_text())
 
     # -- stages ----------------------------------------------------------------------------------
@@ -121,14 +131,16 @@ class Lab:
 
     def stage_labels(self) -> dict[str, str]:
         """Label one solution per train-split problem (PRM training) and per held-out test-split problem
-        (step-level evaluation) with both annotators, consensus recorded, and write the consensus-filtered
-        training set (``<domain>-filtered``); name -> label file."""
-        from prmbench.lab.prm import filter_consensus
+        (step-level evaluation) with both annotators, consensus recorded (``<domain>-both``), and derive
+        the training sets: annotator a's own labels of every solution (``<domain>``, unfiltered) and the
+        consensus-filtered rows (``<domain>-filtered``); name -> label file."""
+        from prmbench.lab.prm import annotator_labels, filter_consensus
 
         out = {}
         for d in DOMAINS:
-            out[d] = self._label(d, "train", self.cfg.label_problems, self.out / "labels" / f"{d}.jsonl")
-            out[f"{d}-filtered"] = str(filter_consensus(Path(out[d]), self.out / "labels" / f"{d}-filtered.jsonl"))
+            both = self._label(d, "train", self.cfg.label_problems, self.out / "labels" / f"{d}-both.jsonl")
+            out[d] = str(annotator_labels(Path(both), self.out / "labels" / f"{d}.jsonl"))
+            out[f"{d}-filtered"] = str(filter_consensus(Path(both), self.out / "labels" / f"{d}-filtered.jsonl"))
             out[f"{d}-heldout"] = self._label(d, "test", self.cfg.eval_problems,
                                               self.out / "labels" / f"{d}-heldout.jsonl")
         return out

@@ -2,8 +2,12 @@
 
 Each PRM is a lab policy's transformer plus a value head, trained by the transformers Trainer on
 a ``prmbench label`` file (hard labels, ``prmbench:PATH``); it loads as ``value_head_prm:DIR``.
-`filtered` PRMs train on the consensus-filtered file (`filter_consensus`: the solutions whose
-first error both annotators placed alike, what ``prmbench label --consensus all`` keeps). The
+Unfiltered PRMs train on annotator a's own labels of every solution (`annotator_labels`), plus
+its Monte Carlo rollouts as labelled solutions of their own (`rollout_rows`: each rollout is a
+graded complete solution, so the labelling's rollouts are reused as training data);
+`filtered` PRMs on the consensus-filtered rows (`filter_consensus`: the solutions whose first
+error both annotators placed alike, what ``prmbench label --consensus all`` keeps) and their
+rollouts. The
 output folder is ``prm-<hash>`` of the spec, the backbone and the label file's content; a
 finished one (``prmbench_training.json`` status ``complete``) is reused, an interrupted one
 resumes from its newest Trainer checkpoint.
@@ -15,25 +19,89 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Callable
 
 from prmbench.errors import DataError
 from prmbench.interfaces import config_hash
 from prmbench.lab.config import PRMSpec
 
 PRM_TRAINER_VERSION = "2"
+#: How lab solutions separate their steps (both lab tasks split on blank lines).
+STEP_SEPARATOR = "\n\n"
 RECORD = "prmbench_training.json"
 
 
-def filter_consensus(labels_path: Path, out: Path) -> Path:
-    """Write the rows of `labels_path` whose annotators agree (``consensus.agree``) to `out`; return it."""
-    rows = [ln for ln in labels_path.read_text().splitlines()
-            if ln.strip() and (json.loads(ln).get("consensus") or {}).get("agree")]
+def agree(row: dict[str, Any]) -> bool:
+    """True when the row's annotators put the first error at the same step (ASLAF keeps it)."""
+    return bool((row.get("consensus") or {}).get("agree"))
+
+
+def filter_consensus(labels_path: Path, out: Path, rollouts: bool = True) -> Path:
+    """The consensus-filtered set: `annotator_labels` of the rows whose annotators agree."""
+    return annotator_labels(labels_path, out, rollouts=rollouts, keep=agree)
+
+
+def rollout_rows(row: dict[str, Any], annotator: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The Monte Carlo rollouts of `annotator` in label row `row` as labelled solutions of their own.
+
+    A rollout is a complete solution whose grade is known: a correct one has every step good (each
+    prefix has a correct continuation: itself), a wrong one has a bad last step (its final answer
+    is wrong) and unknown earlier steps. Texts already in `seen` are skipped (and new ones added).
+    """
+    out = []
+    for per_step in row.get("rollouts") or []:
+        for r in per_step:
+            text = r.get("text")
+            if r.get("annotator") != annotator or not isinstance(text, str) or text in seen:
+                continue
+            seen.add(text)
+            steps = [x for x in (t.strip() for t in text.split(STEP_SEPARATOR)) if x]
+            if not steps:
+                continue
+            labels = [1.0] * len(steps) if r.get("correct") else [None] * (len(steps) - 1) + [0.0]
+            out.append({"problem_id": row["problem_id"], "task": row.get("task"), "question": row["question"],
+                        "steps": steps, "text": text, "labels": labels, "mc_values": labels,
+                        "first_error": None if r.get("correct") else len(steps) - 1,
+                        "solution_correct": bool(r.get("correct")), "source": "rollout"})
+    return out
+
+
+def annotator_labels(labels_path: Path, out: Path, annotator: int = 0, rollouts: bool = True,
+                     keep: Callable[[dict[str, Any]], bool] | None = None) -> Path:
+    """Write the rows of `labels_path` (those `keep` accepts; all when None) with the labels of their
+    `annotator`-th annotator alone (its own ``mc_values``, ``labels`` and ``first_error`` from
+    ``per_annotator``), and with `rollouts` that annotator's rollouts as rows of their own
+    (`rollout_rows`), to `out`; return it.
+
+    Without `keep` this is the unfiltered set: one annotator's Monte Carlo labels on every solution,
+    as a single labeller (Math-Shepherd style) makes them; the row's combined labels keep only the
+    steps all annotators label alike, a filter of their own.
+    """
+    rows: list[str] = []
+    seen: set[str] = set()
+    for ln in labels_path.read_text().splitlines():
+        if not ln.strip():
+            continue
+        row = json.loads(ln)
+        if keep is not None and not keep(row):
+            continue
+        name = row["annotators"][annotator]["name"]
+        own = row["per_annotator"][name]
+        seen.add(row.get("text", ""))
+        rows.append(json.dumps({**row, "mc_values": own["mc_values"], "labels": own["labels"],
+                                "first_error": own["first_error"]}))
+        if rollouts:
+            rows += [json.dumps(r) for r in rollout_rows(row, name, seen)]
     if not rows:
-        raise DataError(f"{labels_path}: no solution on which the annotators agree; label more problems")
+        raise DataError(f"{labels_path}: no labelled solution to train on; label more problems")
+    _write_lines(out, rows)
+    return out
+
+
+def _write_lines(out: Path, rows: list[str]) -> None:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("\n".join(rows) + "\n")
     tmp.replace(out)
-    return out
 
 
 def prm_key(spec: PRMSpec, backbone_dir: Path, labels_path: Path) -> str:

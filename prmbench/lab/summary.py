@@ -62,9 +62,16 @@ def _paired(a: CellResult, b: CellResult) -> dict[str, Any]:
 
 
 def _findings(d: str, cells: dict[tuple[str, str, int], CellResult], budgets: tuple[int, ...]) -> dict[str, Any]:
-    """The comparisons the issue asks to report (no threshold): each `_paired` (a vs b) where both cells exist."""
+    """The comparisons the issue asks to report (no threshold): each `_paired` (a vs b) where both cells exist.
+
+    ``prm_vs_single`` compares with one sample, the expected accuracy of picking one of the N
+    samples uniformly: the `random` reward model scores each distinct text once (a hash), so at
+    large N it picks among distinct texts, and wrong solutions are more often distinct than right
+    ones (which repeat): random@N can fall below one sample.
+    """
     top, own = max(budgets), _own_prm(d)
-    pairs = {"prm_vs_majority": ((own, "best_of_n", top), ("none", "majority_vote", top)),
+    pairs = {"prm_vs_single": ((own, "best_of_n", top), ("random", "best_of_n", 1)),
+             "prm_vs_majority": ((own, "best_of_n", top), ("none", "majority_vote", top)),
              "prm_weighted_vs_majority": ((own, "weighted_majority", top), ("none", "majority_vote", top)),
              "math_prm_vs_code_prm": (("math_prm_a", "best_of_n", top), ("code_prm_a", "best_of_n", top)),
              "filtered_vs_unfiltered": ((f"{own}_filtered", "best_of_n", top), (own, "best_of_n", top)),
