@@ -39,6 +39,14 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _one_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` with one torch thread (the body of a worker process of `Lab._parallel`)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(*args)
+
+
 def _log(msg: str) -> None:
     print(f"lab: {msg}", file=sys.stderr, flush=True)
 
@@ -93,24 +101,25 @@ class Lab:
         return json.loads((self.out / "lab_summary.json").read_text())
 
     # -- stages ----------------------------------------------------------------------------------
-    def _parallel(self, fn: Callable[..., Path], jobs: list[tuple[Any, ...]]) -> list[str]:
+    def _parallel(self, fn: Callable[..., Any], jobs: list[tuple[Any, ...]]) -> list[Any]:
         """`fn(*job)` for every job, `self.threads` at a time in spawned processes (one torch thread
-        each; results do not depend on the order); one job or one thread: in this process."""
+        each; every job is seeded on its own, so results do not depend on the order or the number of
+        processes); one job or one thread: in this process."""
         if self.threads < 2 or len(jobs) < 2:
-            return [str(fn(*job)) for job in jobs]
+            return [fn(*job) for job in jobs]
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=min(self.threads, len(jobs)),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            return [str(f.result()) for f in [pool.submit(fn, *job) for job in jobs]]
+            return [f.result() for f in [pool.submit(_one_thread, fn, *job) for job in jobs]]
 
     def stage_policies(self) -> dict[str, list[str]]:
         """Train (or reuse) both annotators of each domain."""
         from prmbench.lab.trainer import train_policy
 
         specs = [(d, s) for d in DOMAINS for s in self.cfg.policies[d]]
-        dirs = self._parallel(train_policy, [(s, self.cache, True, 1) for _, s in specs])
+        dirs = [str(p) for p in self._parallel(train_policy, [(s, self.cache, True, 1) for _, s in specs])]
         return {d: [p for (dd, _), p in zip(specs, dirs) if dd == d] for d in DOMAINS}
 
     def policy_dirs(self, domain: str) -> list[str]:
@@ -134,16 +143,18 @@ class Lab:
         (step-level evaluation) with both annotators, consensus recorded (``<domain>-both``), and derive
         the training sets: annotator a's own labels of every solution (``<domain>``, unfiltered) and the
         consensus-filtered rows (``<domain>-filtered``); name -> label file."""
+        out: dict[str, str] = {}
+        for part in self._parallel(self._domain_labels, [(d,) for d in DOMAINS]):  # one process per domain
+            out.update(part)
+        return out
+
+    def _domain_labels(self, d: str) -> dict[str, str]:
         from prmbench.lab.prm import annotator_labels, filter_consensus
 
-        out = {}
-        for d in DOMAINS:
-            both = self._label(d, "train", self.cfg.label_problems, self.out / "labels" / f"{d}-both.jsonl")
-            out[d] = str(annotator_labels(Path(both), self.out / "labels" / f"{d}.jsonl"))
-            out[f"{d}-filtered"] = str(filter_consensus(Path(both), self.out / "labels" / f"{d}-filtered.jsonl"))
-            out[f"{d}-heldout"] = self._label(d, "test", self.cfg.eval_problems,
-                                              self.out / "labels" / f"{d}-heldout.jsonl")
-        return out
+        both = self._label(d, "train", self.cfg.label_problems, self.out / "labels" / f"{d}-both.jsonl")
+        return {d: str(annotator_labels(Path(both), self.out / "labels" / f"{d}.jsonl")),
+                f"{d}-filtered": str(filter_consensus(Path(both), self.out / "labels" / f"{d}-filtered.jsonl")),
+                f"{d}-heldout": self._label(d, "test", self.cfg.eval_problems, self.out / "labels" / f"{d}-heldout.jsonl")}
 
     def stage_stepeval(self) -> dict[str, Any]:
         """Each PRM (and random) on the held-out labelled solutions of each domain; metrics."""
@@ -164,7 +175,7 @@ class Lab:
         jobs = [(p, Path(self.policy_dirs(p.domain)[p.backbone]),
                  Path(labels[f"{p.domain}-filtered" if p.filtered else p.domain]), self.cache, self.cfg.seed, 1)
                 for p in self.cfg.prms]
-        return dict(zip((p.name for p in self.cfg.prms), self._parallel(train_prm, jobs)))
+        return dict(zip((p.name for p in self.cfg.prms), (str(p) for p in self._parallel(train_prm, jobs))))
 
     def rm_specs(self, main: bool | None = None) -> dict[str, str]:
         """Lab name -> registry spec of the reward models: PRMs as value_head_prm:DIR, random, oracle.
@@ -195,13 +206,17 @@ class Lab:
 
     def stage_search(self) -> dict[str, str]:
         """Per domain (annotator a's policy, test split): the full cross-run and a best-of-N run of the
-        other PRMs; run name -> folder."""
-        out = {}
-        for d in DOMAINS:
-            out[d] = self._cross_run(d, d, tuple(self.rm_specs(True).values()), self.cfg.strategies)
-            extra = tuple(self.rm_specs(False).values())
-            if extra:
-                out[f"{d}-bon"] = self._cross_run(d, f"{d}-bon", extra, ("best_of_n",))
+        other PRMs, one process per domain; run name -> folder."""
+        out: dict[str, str] = {}
+        for part in self._parallel(self._domain_search, [(d,) for d in DOMAINS]):
+            out.update(part)
+        return out
+
+    def _domain_search(self, d: str) -> dict[str, str]:
+        out = {d: self._cross_run(d, d, tuple(self.rm_specs(True).values()), self.cfg.strategies)}
+        extra = tuple(self.rm_specs(False).values())
+        if extra:
+            out[f"{d}-bon"] = self._cross_run(d, f"{d}-bon", extra, ("best_of_n",))
         return out
 
     def cell(self, run_name: str, rm: str, strategy: str, budget: int) -> Any:
