@@ -9,9 +9,24 @@
 #    the math_prm preset: Qwen/Qwen2.5-Math-PRM-7B).
 # Override with PRMBENCH_POLICY=hf:ID_OR_DIR, PRMBENCH_RM=SPEC, PRMBENCH_LIMIT=K, PRMBENCH_MAX_TOKENS=T,
 # PRMBENCH_OUTPUT=DIR; each is independent of the others (set any subset).
+# PRMBENCH_MAIN=lab runs the lab instead (`prmbench lab --output ${PRMBENCH_OUTPUT:-runs/lab}`: models
+# trained from scratch on the built-in lab domains, offline; see the README's lab section). It is
+# not the offline default yet: the full lab's PRMs do not yet beat random selection (issue 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
+
+main="${PRMBENCH_MAIN:-matrix}"
+case "$main" in
+  lab)
+    export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+    out="${PRMBENCH_OUTPUT:-runs/lab}"
+    prmbench lab --output "$out"
+    echo "lab: $out/tables.md  leaderboard: $out/leaderboard.md  figures: $out/figures/  summary: $out/lab_summary.json"
+    exit 0 ;;
+  matrix) ;;
+  *) echo "main.sh: PRMBENCH_MAIN must be lab or matrix (got '$main')" >&2; exit 2 ;;
+esac
 
 # Each override is independent: the policy and the reward model are chosen separately, and a
 # component not overridden keeps its default for the data source in use.

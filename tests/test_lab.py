@@ -63,12 +63,38 @@ def test_quick_lab_end_to_end_and_resume(tmp_path, capsys):
             assert all(r["task"] == name for r in rows)
         assert "prm" in dom["cells"]["prm"] or "value_head" in dom["cells"]["prm"]
         assert dom["checks"]["oracle_at_least_prm"] == (dom["accuracy"]["oracle"] >= dom["accuracy"]["prm"])
-    labels = [json.loads(x) for x in (out / "labels" / "lab_math.jsonl").read_text().splitlines()]
+    labels = [json.loads(x) for x in (out / "labels" / "lab_math-both.jsonl").read_text().splitlines()]
     # One solution per train-split problem (a solution without any step has nothing to label).
     assert 1 <= len(labels) <= 6 and all(len(r["annotators"]) == 2 for r in labels)
     assert {r["problem_id"] for r in labels} <= {f"lab_math/train/{i}" for i in range(6)}
     times = json.loads((out / "lab_times.json").read_text())
-    assert set(times) == {"policies", "labels", "prms", "stepeval", "search", "summary"}
+    assert set(times) == {"policies", "labels", "prms", "stepeval", "search", "similarity", "summary"}
+    # The training sets: annotator a's own labels of every solution (unfiltered) or of the solutions
+    # both annotators agree on (filtered), each followed by that annotator's graded rollouts.
+    for name, keep in (("lab_math", lambda r: True), ("lab_math-filtered", lambda r: r["consensus"]["agree"])):
+        rows = [json.loads(x) for x in (out / "labels" / f"{name}.jsonl").read_text().splitlines()]
+        main_rows = [r for r in rows if r.get("source") != "rollout"]
+        assert [r["problem_id"] for r in main_rows] == [r["problem_id"] for r in labels if keep(r)]
+        for mine, row in zip(main_rows, [r for r in labels if keep(r)]):
+            a = row["per_annotator"][row["annotators"][0]["name"]]
+            assert (mine["labels"], mine["first_error"], mine["steps"]) == (a["labels"], a["first_error"], row["steps"])
+        for r in rows:
+            if r.get("source") == "rollout":  # a correct rollout is good throughout, a wrong one bad at its end
+                assert r["labels"] == ([1.0] * len(r["steps"]) if r["solution_correct"]
+                                       else [None] * (len(r["steps"]) - 1) + [0.0])
+    # PRMs come from train-prm (its record, complete) on the label file named by the PRM.
+    for name, folder in summary["prms"].items():
+        record = json.loads((Path(folder) / "prmbench_training.json").read_text())
+        assert record["status"] == "complete" and record["steps"] == 10
+        [src] = record["data"]
+        assert src["path"].endswith("-filtered.jsonl") == name.endswith("_filtered")
+    # Table 2: S for the four pairs under both reference models, recomputable from similarity.json.
+    sim = json.loads((out / "similarity.json").read_text())
+    assert set(sim["S"]) == {"lab_math_policy_a", "lab_code_policy_a"} and summary["similarity"] == sim
+    assert all(len(per) == 4 for per in sim["S"].values())
+    assert {f.name for f in (out / "figures").iterdir()} >= {
+        "accuracy_vs_budget_lab_math.png", "accuracy_vs_wall_time_lab_code.png", "bon_per_training_set.png",
+        "prm_size_flops.png"}
     models = sorted((out / "models").iterdir())
     assert sum(1 for m in models if m.name.startswith("policy-")) == 4
     stamps = {m.name: (m / "model.safetensors").stat().st_mtime_ns for m in models if m.name.startswith("policy-")}
@@ -76,7 +102,7 @@ def test_quick_lab_end_to_end_and_resume(tmp_path, capsys):
     # A second run re-trains and re-runs nothing.
     assert main(["lab", "--quick", "--output", str(out)]) == 0
     err = capsys.readouterr().err
-    assert err.count("done before, skipped") == 6
+    assert err.count("done before, skipped") == 7
     assert stamps == {m.name: (m / "model.safetensors").stat().st_mtime_ns
                       for m in (out / "models").iterdir() if m.name.startswith("policy-")}
     # Another configuration in the same folder is refused with the fix.

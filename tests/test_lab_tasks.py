@@ -72,3 +72,26 @@ def test_code_is_graded_in_the_sandbox():
         assert keys[0] == keys[2] != keys[1]
     finally:
         task.close()
+
+
+@pytest.mark.skipif(BWRAP_SKIP is not None, reason=str(BWRAP_SKIP))
+def test_teacher_slips_make_wrong_answers_at_about_the_rate():
+    """The fallible teacher (PolicySpec.teacher_error): seeded, a slip changes the graded answer, and
+    the share of wrong solutions is about 1 - mean((1 - rate)^k)."""
+    from prmbench.lab.trainer import PolicySpec, make_task, teacher_solution
+
+    for domain in ("lab_math", "lab_code"):
+        spec = PolicySpec(task=domain, teacher_error=0.2, min_steps=2, max_steps=5)
+        task = make_task(spec, "train", 300)
+        try:
+            probs = task.load()
+            clean = PolicySpec(task=domain, teacher_error=0.0, min_steps=2, max_steps=5)
+            assert all(teacher_solution(clean, task, i) == task.reference_solution(p) for i, p in enumerate(probs[:20]))
+            sols = [teacher_solution(spec, task, i) for i in range(len(probs))]
+            assert sols == [teacher_solution(spec, task, i) for i in range(len(probs))]  # deterministic
+            wrong = [not task.grade(p, s).correct for p, s in zip(probs, sols)]
+            expected = 1 - sum(0.8 ** len(task.arith(i).ops) for i in range(len(probs))) / len(probs)
+            assert abs(sum(wrong) / len(wrong) - expected) < 0.08, (domain, sum(wrong) / len(wrong), expected)
+            assert not any(w for p, s, w in zip(probs, sols, wrong) if s == task.reference_solution(p))
+        finally:
+            task.close()

@@ -56,8 +56,20 @@ def flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
+def test_main_lab_runs_the_lab_only(tmp_path):
+    proc, lines = run_main(tmp_path, PRMBENCH_MAIN="lab")
+    assert proc.returncode == 0, proc.stderr
+    assert lines == [f"prmbench lab --output {tmp_path / 'out'}"]  # nothing else built or run
+
+
+def test_unknown_main_is_one_line_exit_2(tmp_path):
+    proc, lines = run_main(tmp_path, PRMBENCH_MAIN="both")
+    assert proc.returncode == 2 and "PRMBENCH_MAIN must be lab or matrix" in proc.stderr and not lines
+
+
 @pytest.mark.parametrize("env, policy, rm, builds", [
     ({}, "hf:runs/tiny-model", "qwen_prm:runs/tiny-prm,oracle", {"tiny-model", "tiny-rm"}),
+    ({"PRMBENCH_MAIN": "matrix"}, "hf:runs/tiny-model", "qwen_prm:runs/tiny-prm,oracle", {"tiny-model", "tiny-rm"}),
     ({"PRMBENCH_POLICY": "hf:/models/mine"}, "hf:/models/mine", "qwen_prm:runs/tiny-prm,oracle", {"tiny-rm"}),
     ({"PRMBENCH_RM": "orm:/rms/x"}, "hf:runs/tiny-model", "orm:/rms/x,oracle", {"tiny-model"}),
     ({"PRMBENCH_POLICY": "hf:/m", "PRMBENCH_RM": "math_prm"}, "hf:/m", "math_prm,oracle", set()),

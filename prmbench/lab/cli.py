@@ -54,5 +54,7 @@ def add_parsers(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes: every stage in a few minutes (tests, CI)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0): same seed -> same lab")
     p.add_argument("--cache-dir", dest="cache_dir", metavar="DIR", help="trained-model cache (default DIR/models)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU cores to use (default 2): trainings run that many at a time, one torch thread each; "
+                        "labelling and search use that many torch threads")
     p.set_defaults(func=cmd_lab)

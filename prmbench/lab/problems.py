@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from typing import Mapping
 
 from prmbench.errors import ConfigError
 
@@ -59,21 +60,46 @@ class ArithProblem:
         moves = ", ".join(f"gains {op}" if op > 0 else f"loses {-op}" for op in self.ops)
         return f"{self.name} has {self.start} {self.item}, {moves}. How many?"
 
-    def math_steps(self) -> list[str]:
-        """The reference math solution, one intermediate result per step, boxed answer last."""
+    def math_steps(self, slips: Mapping[int, int] | None = None) -> list[str]:
+        """The math solution, one intermediate result per step, boxed answer last.
+
+        `slips` (step index -> offset) makes a fallible teacher's solution: the result stated at
+        that step is off by the offset and later steps go on from the wrong value (so the boxed
+        answer is wrong); None or empty: the reference solution.
+        """
         steps, value = [], self.start
-        for op, total in zip(self.ops, self.totals):
+        for i, op in enumerate(self.ops):
+            total = value + op + (slips or {}).get(i, 0)
             steps.append(f"{value}{'+' if op > 0 else '-'}{abs(op)}={total}")
             value = total
-        steps[-1] += f", \\boxed{{{self.answer}}}"
+        steps[-1] += f", \\boxed{{{value}}}"
         return steps
 
-    def code_steps(self) -> list[str]:
-        """The reference program, one statement per step, printing the answer."""
+    def code_steps(self, slips: Mapping[int, int] | None = None) -> list[str]:
+        """The program, one statement per step, printing the answer.
+
+        `slips` (step index -> offset): that statement's operand is off by the offset (a
+        mis-copied number), so the printed answer is wrong; None or empty: the reference program.
+        """
         steps = [f"n = {self.start}"]
-        steps += [f"n = n {'+' if op > 0 else '-'} {abs(op)}" for op in self.ops]
+        for i, op in enumerate(self.ops):
+            k = abs(op) + (slips or {}).get(i, 0)
+            steps.append(f"n = n {'+' if op > 0 else '-'} {k}")
         steps.append("print(n)")
         return steps
+
+    def draw_slips(self, rng: random.Random, rate: float, max_operand: int = 9) -> dict[int, int]:
+        """A fallible teacher's slips: each step independently with probability `rate`, offset +-1 or +-2.
+
+        An offset keeps a code operand in 1..`max_operand`. Two slips of one solution may cancel
+        (rarely): the answer is then right, and Monte Carlo labels see it so.
+        """
+        out = {}
+        for i, op in enumerate(self.ops):
+            if rng.random() < rate:
+                d = rng.choice((1, -1)) * rng.choice((1, 2))
+                out[i] = d if 1 <= abs(op) + d <= max_operand else -d
+        return out
 
 
 def _rng(seed: int, split: str, index: int) -> random.Random:

@@ -25,7 +25,7 @@ from typing import Any
 from prmbench.errors import ConfigError
 from prmbench.interfaces import config_hash
 
-TRAINER_VERSION = "1"
+TRAINER_VERSION = "2"
 DOMAINS = ("lab_math", "lab_code")
 
 
@@ -45,11 +45,17 @@ class PolicySpec:
     warmup: int = 50
     train_problems: int = 8000
     seed: int = 0
+    #: The teacher's per-step slip rate (`prmbench.lab.problems.ArithProblem.draw_slips`): the
+    #: policy learns to err at about this rate, which sets its single-sample accuracy robustly
+    #: (once it has learned the arithmetic, it stays where the teacher is, whatever the seed).
+    teacher_error: float = 0.0
 
     def validate(self) -> None:
         """Raise ConfigError for an unknown domain or impossible sizes."""
         if self.task not in DOMAINS:
             raise ConfigError(f"lab policy: task must be one of {', '.join(DOMAINS)} (got {self.task!r})")
+        if not 0.0 <= self.teacher_error < 1.0:
+            raise ConfigError(f"lab policy: teacher_error must be in [0, 1) (got {self.teacher_error})")
         for name in ("hidden", "layers", "heads", "steps", "batch", "train_problems"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"lab policy: {name} must be positive (got {getattr(self, name)})")
@@ -70,15 +76,25 @@ def make_task(spec: PolicySpec, split: str, n_problems: int) -> Any:
     return cls(n_problems=n_problems, min_steps=spec.min_steps, max_steps=spec.max_steps, seed=spec.seed, split=split)
 
 
+def teacher_solution(spec: PolicySpec, task: Any, index: int) -> str:
+    """The teacher's solution of training problem `index`: the reference, with seeded slips at rate
+    ``spec.teacher_error``."""
+    import random
+
+    a = task.arith(index)
+    slips = a.draw_slips(random.Random(f"{spec.seed}/{index}"), spec.teacher_error) if spec.teacher_error else {}
+    return task.join_steps(a.math_steps(slips) if spec.task == "lab_math" else a.code_steps(slips))
+
+
 def _examples(spec: PolicySpec, tokenizer: Any) -> tuple[list[list[int]], list[int]]:
-    """Token ids of prompt + solution + eos per training problem, and each prompt's length."""
+    """Token ids of prompt + teacher solution + eos per training problem, and each prompt's length."""
     task = make_task(spec, "train", spec.train_problems)
     ids, prompt_lens = [], []
-    for p in task.load():
+    for i, p in enumerate(task.load()):
         prompt = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in task.prompt(p)],
                                                add_generation_prompt=True, tokenize=False)
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        s_ids = tokenizer(task.reference_solution(p), add_special_tokens=False)["input_ids"]
+        s_ids = tokenizer(teacher_solution(spec, task, i), add_special_tokens=False)["input_ids"]
         ids.append(p_ids + s_ids + [tokenizer.eos_token_id])
         prompt_lens.append(len(p_ids))
     return ids, prompt_lens
