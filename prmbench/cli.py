@@ -35,7 +35,7 @@ EPILOG_RUN = """examples:
   # search 32 problems at once, their generation and scoring batched together (same records)
   prmbench run ... --strategy beam_search,mcts --concurrency 32
   # search strategies at compute matched to best-of-4 and best-of-16 (the default unit n)
-  prmbench run --tasks math500 --policy hf:/models/tiny --rm random \
+  prmbench run --tasks math500 --policy hf:/models/tiny --rm random \\
       --strategy best_of_n,weighted_majority,beam_search,mcts,dvts --budget 4,16 --limit 10
   # the same strategies under explicit caps: 2000 generated tokens, or 30 model-call seconds
   prmbench run ... --budget-unit tokens --budget 2000
