@@ -231,10 +231,11 @@ def prefill(model: Any, forward: Forward, prompts: Sequence[Sequence[int]], pad:
         g_logits = forward(model, g_ids, g_mask, (g_mask.cumsum(-1) - 1).clamp(min=0), alone)
         for row, j in enumerate(members):
             n = len(prompts[j])
-            found[j] = _Stored(tuple((layer.keys[row : row + 1, :, -n:].clone(), layer.values[row : row + 1, :, -n:].clone())
-                                     for layer in alone.layers), g_logits[row : row + 1].clone())
-            if store is not None:
-                store.put(keyed[j], found[j])
+            found[j] = _Stored(tuple((layer.keys[row : row + 1, :, -n:], layer.values[row : row + 1, :, -n:])
+                                     for layer in alone.layers), g_logits[row : row + 1])
+            if store is not None:  # copies: a view would keep the whole group's cache alive
+                store.put(keyed[j], _Stored(tuple((k.clone(), v.clone()) for k, v in found[j].layers),
+                                            found[j].logits.clone()))
     width = ids.shape[1]
     for li in range(len(found[0].layers)):
         k0, v0 = found[0].layers[li]
