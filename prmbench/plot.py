@@ -42,6 +42,22 @@ def _line_label(key: tuple[Any, ...], with_run: bool, with_policy: bool) -> str:
     return label
 
 
+def task_grid(n: int, row_height: float) -> tuple[Any, Any]:
+    """A figure with one subplot per task (`n` of them, up to 3 per row, the spare ones hidden)
+    and its axes, flattened in task order."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5.2 * ncols, row_height * nrows + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def plot_accuracy_vs_compute(df: pd.DataFrame, path: str | Path, title: str | None = None) -> Path:
     """Write a PNG of accuracy (with 95% CI error bars) against measured compute to `path`.
 
@@ -55,8 +71,6 @@ def plot_accuracy_vs_compute(df: pd.DataFrame, path: str | Path, title: str | No
 
     Raises DataError when no cell has results, ConfigError when `path` cannot be written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
     path = Path(path)
@@ -78,13 +92,7 @@ def plot_accuracy_vs_compute(df: pd.DataFrame, path: str | Path, title: str | No
     palette = [f"C{i % 10}" for i in range(len(keys))]
     colors = dict(zip(keys, palette))  # one colour per line, the same in every subplot
     tasks = sorted(data["task"].astype(str).unique())
-    ncols = min(len(tasks), 3)
-    nrows = math.ceil(len(tasks) / ncols)
-    fig = Figure(figsize=(5.2 * ncols, 4.2 * nrows + 0.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(tasks):]:
-        ax.set_visible(False)
+    fig, axes = task_grid(len(tasks), row_height=4.2)
 
     for ax, task in zip(axes, tasks):
         sub = data[data["task"].astype(str) == task]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
-from prmbench.plot import plot_accuracy_vs_compute
+from prmbench.plot import plot_accuracy_vs_compute, task_grid
 
 
 def _png(fig: Any) -> str:
@@ -33,8 +32,6 @@ def _scored(df: pd.DataFrame) -> pd.DataFrame:
 
 def _lines(df: pd.DataFrame, x: str, xlabel: str, group: list[str], title: str, log: bool) -> str | None:
     """One subplot per task, one line per `group` key, y = accuracy with its 95% CI."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
     data = _scored(df)
@@ -42,13 +39,7 @@ def _lines(df: pd.DataFrame, x: str, xlabel: str, group: list[str], title: str, 
     if data.empty:
         return None
     tasks = sorted(data["task"].astype(str).unique())
-    ncols = min(len(tasks), 3)
-    nrows = math.ceil(len(tasks) / ncols)
-    fig = Figure(figsize=(5.2 * ncols, 4.0 * nrows + 0.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(tasks):]:
-        ax.set_visible(False)
+    fig, axes = task_grid(len(tasks), row_height=4.0)
     for ax, task in zip(axes, tasks):
         sub = data[data["task"].astype(str) == task]
         for key, line in sub.groupby(group, sort=True):
