@@ -12,11 +12,12 @@ from typing import Any, ClassVar
 from prmbench.interfaces import Task
 from prmbench.math_grading import answer_key as _answer_key
 from prmbench.math_grading import check_equiv, last_boxed
+from prmbench.tasks.boxed_answers import BoxedAnswers
 from prmbench.tasks.lab_base import LabProblems
 from prmbench.types import Grade, Problem
 
 
-class LabMathTask(LabProblems, Task):
+class LabMathTask(BoxedAnswers, LabProblems, Task):
     """Arithmetic word problems answered in math notation (domain ``math``).
 
     Args: `n_problems` (default 200), `min_steps`/`max_steps` (operations per problem, the
@@ -41,20 +42,6 @@ class LabMathTask(LabProblems, Task):
     def reference_solution(self, problem: Problem) -> str:
         """The correct step-by-step solution of a loaded problem."""
         return self.join_steps(self.arith(int(problem.metadata["index"])).math_steps())
-
-    def extract_answer(self, text: str) -> str | None:
-        """The content of the last ``\\boxed{}`` (None when absent)."""
-        return last_boxed(text)
-
-    def answer_key(self, answer: str) -> str:
-        """Formatting-free form of an answer (as MATH-500)."""
-        return _answer_key(answer)
-
-    def same_answer(self, a: str, b: str) -> bool:
-        """Equivalent answers (equal keys, else math-verify both ways)."""
-        if _answer_key(a) == _answer_key(b):
-            return True
-        return check_equiv(a, b, self.grading_timeout).equal or check_equiv(b, a, self.grading_timeout).equal
 
     def grade(self, problem: Problem, completion: str) -> Grade:
         """Correct when the last boxed answer is equivalent to the reference (MATH-500 grading)."""

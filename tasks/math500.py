@@ -16,8 +16,8 @@ from typing import Any, Iterable, Iterator, Mapping
 from prmbench.env import env_flag
 from prmbench.errors import ConfigError, DataError
 from prmbench.interfaces import Task
-from prmbench.math_grading import answer_key as _answer_key
 from prmbench.math_grading import check_equiv, last_boxed
+from prmbench.tasks.boxed_answers import BoxedAnswers
 from prmbench.types import Grade, Message, Problem
 
 TASK_NAME = "math500"
@@ -51,7 +51,7 @@ def _fix_hint(split: str) -> str:
     )
 
 
-class Math500Task(Task):
+class Math500Task(BoxedAnswers, Task):
     """The MATH-500 benchmark: 500 competition problems with LaTeX final answers.
 
     Data source, first that applies: `data_file` (a JSONL file with the MATH-500 schema);
@@ -207,22 +207,7 @@ class Math500Task(Task):
             Message(role="user", content=USER_TEMPLATE.format(question=problem.question.strip())),
         )
 
-    # -- answers -----------------------------------------------------------------------------
-    def extract_answer(self, text: str) -> str | None:
-        """The content of the last ``\\boxed{}`` of `text` (None when absent or malformed)."""
-        return last_boxed(text)
-
-    def answer_key(self, answer: str) -> str:
-        """Formatting-free form of an answer (see `prmbench.math_grading.answer_key`)."""
-        return _answer_key(answer)
-
-    def same_answer(self, a: str, b: str) -> bool:
-        """Whether two extracted answers are equivalent; symmetric (math-verify in both directions)."""
-        if _answer_key(a) == _answer_key(b):
-            return True
-        return (check_equiv(a, b, self.grading_timeout).equal
-                or check_equiv(b, a, self.grading_timeout).equal)
-
+    # -- answers (extract_answer, answer_key, same_answer: BoxedAnswers) -----------------------
     def grade(self, problem: Problem, completion: str) -> Grade:
         """Correct when the completion's last boxed answer is equivalent to the reference.
 
