@@ -133,24 +133,32 @@ def _corpus_lines() -> list[str]:
     return paragraphs * 4 + extra
 
 
-def train_tokenizer(vocab_size: int = 512) -> Any:
-    """Train a byte-level BPE tokenizer on the built-in corpus; returns a transformers tokenizer.
-
-    The tokenizer has `<|endoftext|>` as pad token, `<|im_end|>` as eos token, no bos token and
-    a ChatML chat template. `vocab_size` counts the special tokens.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def qwen2_bpe() -> Any:
+    """An empty byte-level BPE `tokenizers.Tokenizer` with Qwen2's normalizer, pre-tokenizer and
+    decoder (transformers loads the tokenizer of a qwen2 model folder as Qwen2Tokenizer, which
+    rebuilds them this way: identical either way), ready to be trained."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     tok = Tokenizer(models.BPE())
-    # The same normalizer and pre-tokenizer as Qwen2's tokenizer: transformers loads tokenizers of
-    # qwen2 models as Qwen2Tokenizer, which rebuilds them this way; identical either way.
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def train_tokenizer(vocab_size: int = 512) -> Any:
+    """Train a byte-level BPE tokenizer on the built-in corpus; returns a transformers tokenizer.
+
+    The tokenizer has `<|endoftext|>` as pad token, `<|im_end|>` as eos token, no bos token and
+    a ChatML chat template. `vocab_size` counts the special tokens.
+    """
+    from tokenizers import pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = qwen2_bpe()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
